@@ -1,0 +1,54 @@
+"""Creating and describing a model's parameter tree (`{"token_embedder": ..., "encoder": ...}`)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from prompt_tuning.model.config import T5Config
+from prompt_tuning.model.network import Transformer
+
+PyTree = Any
+
+
+def _dummy_inputs() -> tuple[jax.Array, jax.Array]:
+    return jnp.ones((1, 4), jnp.int32), jnp.ones((1, 2), jnp.int32)
+
+
+def init_variables(model: Transformer, rng: jax.Array) -> PyTree:
+    """The boxed (logically annotated) variables of `model`, e.g. for partition specs."""
+    return model.init(rng, *_dummy_inputs())
+
+
+def abstract_params(model_or_config: Transformer | T5Config,
+                    rng: Optional[jax.Array] = None) -> PyTree:
+    """Shapes and dtypes of the (unboxed) parameters, without allocating them."""
+    model = _as_model(model_or_config)
+    rng = jax.random.PRNGKey(0) if rng is None else rng
+    return nn.meta.unbox(jax.eval_shape(init_variables, model, rng))["params"]
+
+
+def logical_axes(model_or_config: Transformer | T5Config) -> PyTree:
+    """The logical axis names of every parameter, as a tree of `PartitionSpec`s."""
+    model = _as_model(model_or_config)
+    boxed = jax.eval_shape(init_variables, model, jax.random.PRNGKey(0))
+    return nn.get_partition_spec(boxed)["params"]
+
+
+def init_params(model_or_config: Transformer | T5Config, rng: jax.Array) -> PyTree:
+    """Randomly initialised, unboxed parameters."""
+    return nn.meta.unbox(init_variables(_as_model(model_or_config), rng))["params"]
+
+
+def param_count(params: PyTree) -> int:
+    return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
+
+
+def _as_model(model_or_config: Transformer | T5Config) -> Transformer:
+    if isinstance(model_or_config, T5Config):
+        return Transformer(model_or_config)
+    return model_or_config
