@@ -1,0 +1,1 @@
+"""Freezing, the optimizer recipe, losses, the train step and the loop."""

@@ -1,0 +1,58 @@
+"""T5X's cross-entropy with z-loss and loss normalisation, and per-token scores."""
+
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+# Divide the summed loss by the number of target tokens with non-zero weight.
+NUM_REAL_TARGET_TOKENS = "NUM_REAL_TARGET_TOKENS"
+
+
+def cross_entropy_with_z_loss(logits: Array, targets: Array, z_loss: float) -> tuple[Array, Array]:
+    """Per-token cross entropy plus `z_loss * logsumexp(logits)^2` (PaLM/T5X's z-loss).
+
+    Args:
+      logits: [batch, length, vocab] float32.
+      targets: [batch, length] int.
+    Returns:
+      (loss [batch, length] including the z-loss, z_loss part [batch, length]).
+    """
+    log_z = jax.nn.logsumexp(logits, axis=-1)
+    target_logits = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+    z = z_loss * jnp.square(log_z)
+    return log_z - target_logits + z, z
+
+
+def weighted_loss(logits: Array, targets: Array, weights: Array, z_loss: float = 1e-4,
+                  loss_normalizing_factor: Optional[Union[float, str]] = None
+                  ) -> tuple[Array, dict[str, Array]]:
+    """T5X's `compute_weighted_cross_entropy` without label smoothing.
+
+    With `loss_normalizing_factor=None` (the prompt-tuning recipe, as in T5X) the loss is the sum
+    over all target tokens of the batch; a number divides that sum; NUM_REAL_TARGET_TOKENS
+    divides by the count of weighted tokens.
+
+    Returns:
+      (scalar loss, metrics: summed `cross_entropy`, `z_loss` and `num_tokens`).
+    """
+    per_token, z = cross_entropy_with_z_loss(logits, targets, z_loss)
+    weights = weights.astype(jnp.float32)
+    num_tokens = weights.sum()
+    loss = (per_token * weights).sum()
+    if loss_normalizing_factor == NUM_REAL_TARGET_TOKENS:
+        loss = loss / jnp.maximum(num_tokens, 1.0)
+    elif loss_normalizing_factor is not None:
+        loss = loss / loss_normalizing_factor
+    return loss, {"cross_entropy": ((per_token - z) * weights).sum(),
+                  "z_loss": (z * weights).sum(), "num_tokens": num_tokens}
+
+
+def token_log_probs(logits: Array, targets: Array, weights: Array) -> Array:
+    """log p(target token) at each position, 0 where `weights` is 0. -> [batch, length] float32."""
+    log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    picked = jnp.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
+    return jnp.where(weights > 0, picked, 0.0)

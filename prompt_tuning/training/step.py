@@ -1,0 +1,93 @@
+"""Pure, jit-able steps: train on a batch (gradients for the trainable dict only) and score one.
+
+Batches are seqio `EncDecFeatureConverter` outputs: `encoder_input_tokens`, `decoder_input_tokens`,
+`decoder_target_tokens`, `decoder_loss_weights`, all `[batch, length]` int32.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping, Optional, Union
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+
+from prompt_tuning.model import Transformer
+from prompt_tuning.training import losses, trainable
+
+Array = jax.Array
+PyTree = Any
+Batch = Mapping[str, Array]
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything a step changes: the step count, the trainable dict and its optimizer state.
+
+    The frozen parameters are not here: they never change and are never saved with the run.
+    """
+
+    step: Array
+    params: dict[str, Array]
+    opt_state: optax.OptState
+
+    @classmethod
+    def create(cls, params: dict[str, Array], optimizer: optax.GradientTransformation
+               ) -> "TrainState":
+        return cls(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params))
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    z_loss: float = 1e-4
+    loss_normalizing_factor: Optional[Union[float, str]] = None
+
+
+def _logits(model: Transformer, params: PyTree, batch: Batch, dropout_rng: Optional[Array]
+            ) -> Array:
+    rngs = {"dropout": dropout_rng} if dropout_rng is not None else {}
+    return model.apply({"params": params}, batch["encoder_input_tokens"],
+                       batch["decoder_input_tokens"], batch["decoder_target_tokens"],
+                       enable_dropout=dropout_rng is not None, rngs=rngs)
+
+
+def make_train_step(model: Transformer, optimizer: optax.GradientTransformation,
+                    loss_config: LossConfig = LossConfig()
+                    ) -> Callable[[TrainState, PyTree, Batch, Array], tuple[TrainState, dict]]:
+    """`train_step(state, frozen_params, batch, dropout_rng) -> (state, metrics)`.
+
+    `dropout_rng` should depend only on the seed and the step (e.g. `fold_in(seed_rng, step)`),
+    so a resumed run draws the same dropout masks as an uninterrupted one.
+    """
+
+    def train_step(state: TrainState, frozen: PyTree, batch: Batch, dropout_rng: Array):
+        def loss_fn(params):
+            logits = _logits(model, trainable.merge(params, frozen), batch, dropout_rng)
+            return losses.weighted_loss(logits, batch["decoder_target_tokens"],
+                                        batch["decoder_loss_weights"], loss_config.z_loss,
+                                        loss_config.loss_normalizing_factor)
+
+        (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = {**metrics, "loss": loss, "grad_norm": optax.global_norm(grads)}
+        return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+    return train_step
+
+
+def make_score_step(model: Transformer) -> Callable[[PyTree, Batch], dict[str, Array]]:
+    """`score_step(params, batch) -> {"log_likelihood": [batch], "token_log_probs": [batch, t]}`.
+
+    Like T5X's `score_batch`: the sum of target-token log-probabilities, padding masked.
+    """
+
+    def score_step(params: PyTree, batch: Batch) -> dict[str, Array]:
+        logits = _logits(model, params, batch, None)
+        weights = batch.get("decoder_loss_weights", batch["decoder_target_tokens"] > 0)
+        per_token = losses.token_log_probs(logits, batch["decoder_target_tokens"], weights)
+        return {"log_likelihood": per_token.sum(axis=-1), "token_log_probs": per_token}
+
+    return score_step
