@@ -157,7 +157,7 @@ def _safetensors_files(path: str) -> list[str]:
 
 
 def read_hf_tensors(path: str) -> dict[str, np.ndarray]:
-    """Every tensor of a (possibly sharded) safetensors checkpoint, as float32 numpy."""
+    """Every tensor of a (possibly sharded) safetensors checkpoint, in its stored dtype."""
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
@@ -181,12 +181,13 @@ def load_hf_checkpoint(path: str) -> tuple[T5Config, dict[str, np.ndarray]]:
     return config, hf_to_flat(read_hf_tensors(path), config)
 
 
-def save_hf_checkpoint(flat: Mapping[str, np.ndarray], config: T5Config, path: str) -> None:
-    """Writes `config.json` + `model.safetensors` (float32) into the directory `path`."""
+def save_hf_checkpoint(flat: Mapping[str, np.ndarray], config: T5Config, path: str,
+                       dtype: np.dtype = np.dtype(np.float32)) -> None:
+    """Writes `config.json` + `model.safetensors` (in `dtype`) into the directory `path`."""
     from safetensors.numpy import save_file
 
     os.makedirs(path, exist_ok=True)
-    tensors = {k: v.astype(np.float32) for k, v in flat_to_hf(flat, config).items()}
+    tensors = {k: np.asarray(v).astype(dtype) for k, v in flat_to_hf(flat, config).items()}
     # safetensors refuses shared buffers; the tied copies are separate arrays here.
     tensors = {k: np.array(v, copy=True) for k, v in tensors.items()}
     save_file(tensors, os.path.join(path, SINGLE_FILE), metadata={"format": "pt"})

@@ -1,0 +1,1 @@
+"""Dev-set evaluation with the task's own postprocessors and metrics (seqio.Evaluator)."""

@@ -1,0 +1,197 @@
+"""The training loop: restore or initialise, train, evaluate on the dev set, checkpoint, select.
+
+One linear function in sections, like big_vision's trainer. Everything the user can get wrong
+is checked before MODEL_DIR is touched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any, Callable, Optional
+
+import jax
+import numpy as np
+from absl import logging
+
+from prompt_tuning.evaluation import evaluator as evaluator_lib
+from prompt_tuning.evaluation import predictors
+from prompt_tuning.training import checkpointing, datasets, model_setup, optim, step as step_lib
+from prompt_tuning.training import trainable
+
+PyTree = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointConfig:
+    period: int = 1000
+    keep: int = 2
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def _run_description(model_config, prompt_config, dataset) -> dict[str, Any]:
+    return {"task": dataset.mixture_or_task_name,
+            "initial_checkpoint_path": model_config.initial_checkpoint_path,
+            "prompt_length": prompt_config.length,
+            "task_feature_lengths": dict(dataset.task_feature_lengths),
+            "batch_size": dataset.batch_size, "seed": dataset.seed}
+
+
+def _check_lengths(model_config, prompt_config, dataset) -> None:
+    total = prompt_config.length + dataset.task_feature_lengths["inputs"]
+    if total > model_config.max_input_length:
+        raise ValueError(f"PROMPT_LENGTH {prompt_config.length} + inputs length "
+                         f"{dataset.task_feature_lengths['inputs']} = {total} is longer than the "
+                         f"model accepts (max_input_length {model_config.max_input_length}).")
+
+
+def make_task_evaluator(eval_config: evaluator_lib.EvalConfig, model, frozen, lengths
+                        ) -> evaluator_lib.TaskEvaluator:
+    from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel
+
+    def make_predictor(task):
+        if eval_config.mode == "generate":
+            return predictors.generation_predictor(model, eval_config.decoding, lengths["targets"])
+        labels = tasks.get_label_classes(task.name)
+        if not labels:
+            raise ValueError(f"Rank classification needs label strings; task {task.name!r} has none "
+                             "(use EvalConfig.mode='generate').")
+        return predictors.rank_classification_predictor(
+            model, predictors.label_targets(frozen.vocabulary, labels, lengths["targets"]))
+
+    return evaluator_lib.TaskEvaluator(eval_config, lengths, make_predictor)
+
+
+def train(*, model_dir: str, train_dataset: datasets.DatasetConfig,
+          model: model_setup.ModelConfig, train_steps: int,
+          prompt: model_setup.PromptConfig = model_setup.PromptConfig(),
+          optimizer: optim.AdafactorConfig = optim.AdafactorConfig(),
+          loss: step_lib.LossConfig = step_lib.LossConfig(),
+          eval_config: Optional[evaluator_lib.EvalConfig] = evaluator_lib.EvalConfig(),
+          eval_period: int = 1000,
+          checkpoint: CheckpointConfig = CheckpointConfig(),
+          seed: int = 0, log_period: int = 10, progress: bool = True,
+          on_start: Optional[Callable[[str], Any]] = None) -> dict[str, Any]:
+    """Prompt-tunes a frozen model; returns a summary (final/best metrics and steps).
+
+    `on_start(model_dir)` runs once the config is validated and MODEL_DIR may be written (the
+    launcher saves the operative gin config there).
+    """
+    # --- Validate everything before touching MODEL_DIR -------------------------------------
+    if not isinstance(train_steps, int) or train_steps <= 0:
+        raise ValueError(f"TRAIN_STEPS must be a positive integer, got {train_steps!r}.")
+    _check_lengths(model, prompt, train_dataset)
+    description = _run_description(model, prompt, train_dataset)
+    checkpointing.check_model_dir(model_dir, description)
+    num_hosts, host = jax.process_count(), jax.process_index()
+    if train_dataset.batch_size % jax.device_count():
+        raise ValueError(f"batch size {train_dataset.batch_size} is not divisible by the "
+                         f"{jax.device_count()} devices.")
+    frozen = model_setup.load_frozen_model(model)
+    net = model_setup.make_model(frozen, prompt)
+    if eval_config is not None:
+        eval_config = dataclasses.replace(
+            eval_config, mixture_or_task_name=(eval_config.mixture_or_task_name
+                                               or train_dataset.mixture_or_task_name))
+        task_evaluator = make_task_evaluator(eval_config, net, frozen,
+                                             train_dataset.task_feature_lengths)
+
+    # --- State: resume from MODEL_DIR, or a fresh prompt ----------------------------------
+    tx = optim.adafactor(optimizer)
+    rng = jax.random.PRNGKey(seed)
+    init_rng, dropout_root = jax.random.split(rng)
+    prompt_params = model_setup.init_prompt(prompt, frozen, init_rng)
+    state = step_lib.TrainState.create(prompt_params, tx)
+    runs = checkpointing.RunCheckpoints(model_dir, keep=checkpoint.keep)
+    checkpointing.write_run_file(model_dir, description)
+    if on_start is not None:
+        on_start(model_dir)
+    record = {"best_score": None, "best_step": None, "best_metrics": None}
+    if runs.latest_step() is not None:
+        state, record = runs.restore(jax.eval_shape(lambda: state))
+        logging.info("Resumed from %s at step %d.", model_dir, int(state.step))
+    start = int(state.step)
+    frozen_params = frozen.params
+
+    # --- Writers ----------------------------------------------------------------------------
+    from clu import metric_writers  # pylint: disable=import-outside-toplevel
+    train_writer = metric_writers.create_default_writer(f"{model_dir}/train", just_logging=host > 0)
+    eval_writer = metric_writers.create_default_writer(f"{model_dir}/validation",
+                                                       just_logging=host > 0)
+    train_step = jax.jit(step_lib.make_train_step(net, tx, loss), donate_argnums=(0,))
+
+    def run_eval(step: int) -> dict:
+        metrics = task_evaluator.evaluate(trainable.merge(state.params, frozen_params), step)
+        score = evaluator_lib.selection_score(metrics, eval_config.metric)
+        eval_writer.write_scalars(step, {f"{t}/{m}": v for t, ms in metrics.items()
+                                         for m, v in ms.items()} | {"selection_score": score})
+        if record["best_score"] is None or score > record["best_score"]:
+            record.update(best_score=score, best_step=step, best_metrics=metrics)
+            runs.save_best(step, state.params, {"score": score, "metrics": metrics})
+        return {"metrics": metrics, "score": score}
+
+    summary: dict[str, Any] = {"start_step": start}
+    if eval_config is not None and start == 0:
+        summary["initial_eval"] = run_eval(0)
+    # --- Train --------------------------------------------------------------------------------
+    batches = datasets.batches(train_dataset, start, host, num_hosts)
+    bar = _progress_bar(progress and host == 0, start, train_steps)
+    tick, tick_step = time.time(), start
+    step = start
+    try:
+        for step in range(start + 1, train_steps + 1):
+            batch = next(batches)
+            new_state, metrics = train_step(state, frozen_params, batch,
+                                            jax.random.fold_in(dropout_root, step))
+            loss_value = float(metrics["loss"])
+            if not math.isfinite(loss_value):
+                raise NonFiniteLossError(
+                    f"loss became {loss_value} at step {step}; stopped. The last good checkpoint "
+                    f"is step {runs.latest_step()} in {model_dir}.")
+            state = new_state
+            if step % log_period == 0 or step == train_steps:
+                rate = (step - tick_step) / max(time.time() - tick, 1e-9)
+                tick, tick_step = time.time(), step
+                per_token = loss_value / max(float(metrics["num_tokens"]), 1.0)
+                train_writer.write_scalars(step, {
+                    "loss": loss_value, "loss_per_token": per_token,
+                    "cross_entropy": float(metrics["cross_entropy"]),
+                    "z_loss": float(metrics["z_loss"]), "grad_norm": float(metrics["grad_norm"]),
+                    "learning_rate": float(optim.learning_rate_schedule(optimizer)(step)),
+                    "steps_per_sec": rate,
+                    "examples_per_sec": rate * train_dataset.batch_size})
+                bar(step, f"loss/token {per_token:.4f}  {rate:.2f} steps/s")
+            if eval_config is not None and (step % eval_period == 0 or step == train_steps):
+                summary["final_eval"] = run_eval(step)
+            if step % checkpoint.period == 0 or step == train_steps:
+                runs.save(state, record)
+    finally:
+        bar(None, "")
+        train_writer.flush()
+        eval_writer.flush()
+        runs.close()
+    summary.update(final_step=step, best_step=record["best_step"],
+                   best_score=record["best_score"], best_metrics=record["best_metrics"],
+                   prompt=np.asarray(jax.device_get(state.params["prompt/prompt"])))
+    return summary
+
+
+def _progress_bar(enabled: bool, start: int, total: int):
+    """A one-line progress display: `step 120/1000 [####......] loss/token 0.53  4.1 steps/s`."""
+    import sys  # pylint: disable=import-outside-toplevel
+
+    def show(step: Optional[int], text: str) -> None:
+        if not enabled:
+            return
+        if step is None:
+            sys.stderr.write("\n")
+            return
+        filled = int(30 * step / total)
+        sys.stderr.write(f"\rstep {step}/{total} [{'#' * filled}{'.' * (30 - filled)}] {text}")
+        sys.stderr.flush()
+
+    return show
