@@ -32,13 +32,13 @@ class Prompt(nn.Module):
 
     Attributes:
       length: P, the number of prompt positions.
-      init: a Flax initializer `(rng, shape, dtype) -> [P, embed]` (see `prompts.initializers`).
+      initializer: a Flax initializer `(rng, shape, dtype) -> [P, embed]` (see `prompts.initializers`).
       placement: how prompt and inputs combine (default: prefix).
       param_dtype: storage dtype of the prompt.
     """
 
     length: int
-    init: Optional[Initializer] = None
+    initializer: Optional[Initializer] = None
     placement: placements.Placement = placements.prefix
     param_dtype: jnp.dtype = jnp.float32
 
@@ -50,7 +50,7 @@ class Prompt(nn.Module):
             raise ValueError(f"Prompt length must be a positive integer, got {self.length!r}.")
         if prompt_ids is not None:
             raise ValueError("This Prompt holds a single prompt; prompt_ids are for a prompt table.")
-        init = self.init if self.init is not None else _default_init()
+        init = self.initializer if self.initializer is not None else _default_init()
         prompt = self.param("prompt", nn.with_logical_partitioning(init, PROMPT_AXES),
                             (self.length, embedded.shape[-1]), self.param_dtype)
         batch = embedded.shape[0]

@@ -20,7 +20,7 @@ def _uniform(rng, shape, dtype=jnp.float32):
 
 
 def _setup(seed=0, config=CONFIG):
-    model = Transformer(config, prompt=Prompt(PROMPT_LENGTH, init=_uniform))
+    model = Transformer(config, prompt=Prompt(PROMPT_LENGTH, initializer=_uniform))
     params = init_params(model, jax.random.PRNGKey(seed))
     trained, frozen = trainable.split(params, trainable.trainable_paths(params))
     return model, params, trained, frozen
@@ -154,6 +154,6 @@ def test_trainable_regex_errors():
 
 @pytest.mark.parametrize("length", [0, -3])
 def test_prompt_length_must_be_positive(length):
-    model = Transformer(CONFIG, prompt=Prompt(length, init=_uniform))
+    model = Transformer(CONFIG, prompt=Prompt(length, initializer=_uniform))
     with pytest.raises(ValueError, match="Prompt length must be a positive integer"):
         init_params(model, jax.random.PRNGKey(0))
