@@ -1,0 +1,117 @@
+"""Our checkpoint format: what `convert_checkpoint` writes and training reads.
+
+Layout:
+  DIR/model_config.json   every `T5Config` field (json object)
+  DIR/params/             orbax `StandardSave` of the nested parameter dict (T5X names)
+  DIR/prompt/             optional: orbax `StandardSave` of {"prompt": [prompt_length, embed]}
+
+The directory is written as `DIR.tmp-<random>` next to DIR and renamed when complete, so a
+failure never leaves a half-written DIR. Saving is single-process (a conversion step); loading
+works on any number of devices and reads each shard directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from typing import Any, Mapping, Optional
+
+import numpy as np
+from flax import traverse_util
+
+from prompt_tuning.checkpoints import architecture, atomic_dir, orbax_io, source
+from prompt_tuning.checkpoints.formats import MODEL_CONFIG_FILE, ORBAX
+from prompt_tuning.checkpoints.huggingface import CheckpointError
+from prompt_tuning.model.config import T5Config
+
+PyTree = Any
+PARAMS_ITEM = "params"
+PROMPT_ITEM = "prompt"
+
+
+def read_model_config(path: str) -> T5Config:
+    """The `T5Config` of `path/model_config.json` (missing fields take their defaults)."""
+    file = os.path.join(path, MODEL_CONFIG_FILE)
+    try:
+        with open(file) as f:
+            fields = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"cannot read {file}: {source.describe_error(e)}") from e
+    if not isinstance(fields, dict):
+        raise CheckpointError(f"{file} holds a {type(fields).__name__}, not a T5Config object.")
+    known = {f.name for f in dataclasses.fields(T5Config)}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise CheckpointError(f"{file} is not a T5Config: unknown fields {unknown}; expected "
+                              f"some of {sorted(known)}.")
+    try:
+        return T5Config(**fields)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{file}: {e}") from e
+
+
+def open_orbax(path: str) -> source.OpenedCheckpoint:
+    """Opens our format (see module doc); arrays are read by `read`."""
+    config = read_model_config(path)
+    params_dir = os.path.join(path, PARAMS_ITEM)
+    if not os.path.isdir(params_dir):
+        raise CheckpointError(f"{path} has {MODEL_CONFIG_FILE} but no {PARAMS_ITEM}/ directory.")
+    shapes = orbax_io.flat_shapes(orbax_io.tree_metadata(params_dir))
+    prompt = None
+    if shapes.pop(source.PROMPT_PATH, None) is not None:
+        prompt = orbax_io.restore_numpy(params_dir, source.PROMPT_PATH)
+    prompt_dir = os.path.join(path, PROMPT_ITEM)
+    if os.path.isdir(prompt_dir):
+        prompt = orbax_io.restore_numpy(prompt_dir, PROMPT_ITEM)
+
+    def read(shardings, dtype):
+        return orbax_io.restore_arrays(params_dir, shapes, shardings, dtype)
+
+    return source.OpenedCheckpoint(format=ORBAX, path=path, shapes=shapes, read=read,
+                                   config=config, prompt=prompt)
+
+
+def _split_prompt(params: PyTree, prompt: Optional[Any]) -> tuple[dict, Optional[Any]]:
+    flat = traverse_util.flatten_dict(dict(params), sep="/")
+    in_tree = flat.pop(source.PROMPT_PATH, None)
+    if prompt is not None and in_tree is not None:
+        raise ValueError("save_checkpoint got a prompt both in params['prompt'] and as prompt=.")
+    return flat, prompt if prompt is not None else in_tree
+
+
+def _write(directory: str, flat: Mapping[str, Any], config: T5Config,
+           prompt: Optional[Any]) -> None:
+    import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
+
+    with open(os.path.join(directory, MODEL_CONFIG_FILE), "w") as f:
+        json.dump(dataclasses.asdict(config), f, indent=2, sort_keys=True)
+    tree = traverse_util.unflatten_dict(dict(flat), sep="/")
+    with ocp.Checkpointer(ocp.StandardCheckpointHandler()) as checkpointer:
+        checkpointer.save(os.path.join(directory, PARAMS_ITEM), args=ocp.args.StandardSave(tree))
+        if prompt is not None:
+            checkpointer.save(os.path.join(directory, PROMPT_ITEM),
+                              args=ocp.args.StandardSave({PROMPT_ITEM: prompt}))
+
+
+def save_checkpoint(params: PyTree, config: T5Config, path: str, prompt: Optional[Any] = None,
+                    overwrite: bool = False) -> None:
+    """Writes `params` (+ `prompt [P, embed]`) in our orbax format to the directory `path`.
+
+    A prompt may also come inside `params` as `params["prompt"]["prompt"]`. The parameters are
+    checked against `config` first. An existing non-empty `path` is refused unless `overwrite`.
+    """
+    path = os.path.abspath(os.fspath(path))
+    atomic_dir.check_destination(path, overwrite)
+    flat, prompt = _split_prompt(params, prompt)
+    architecture.check_matches(source.shapes_of(flat), config)
+    if prompt is not None:
+        architecture.check_prompt(tuple(np.shape(prompt)), config)
+    tmp = atomic_dir.temporary_dir_for(path)
+    try:
+        _write(tmp, flat, config, prompt)
+        atomic_dir.replace_dir_atomically(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
