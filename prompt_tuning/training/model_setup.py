@@ -136,7 +136,7 @@ def init_prompt(prompt_config: PromptConfig, frozen: FrozenModel, rng: jax.Array
                 ) -> dict[str, jax.Array]:
     """{"prompt/prompt": [P, embed] float32}: the prompt alone, without initialising the model."""
     init = resolve_initializer(prompt_config.init, frozen)
-    module = Prompt(prompt_config.length, init=init)
+    module = Prompt(prompt_config.length, initializer=init)
     dummy = jnp.zeros((1, 1, frozen.config.emb_dim), jnp.float32)
     variables = module.init(rng, dummy, jnp.ones((1, 1), bool))
     value = variables["params"]["prompt"]
