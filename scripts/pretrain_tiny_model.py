@@ -3,7 +3,7 @@ r"""Builds the frozen model of the embedded default: a tiny T5 1.1 that knows th
 A frozen *random* model learns little through a prompt, so the project pre-trains one tiny model
 once, on the built-in tasks written with their task prefixes (`sentiment sentence: ...`,
 `topic sentence: ...`, ...), all parameters trained. Prompt tuning then runs on the *taskless*
-sentiment task (no prefix): without a prompt the model does not know which task is asked, and
+topic task (no prefix): without a prompt the model does not know which task is asked, and
 the prompt learns to stand in for the missing prefix, as in Lester et al.'s taskless setting.
 
 The result ships in the package (prompt_tuning/assets/tiny_t5/, Hugging Face layout, bfloat16 to
@@ -49,7 +49,7 @@ def main() -> None:
     loss_config = step_lib.LossConfig(loss_normalizing_factor="NUM_REAL_TARGET_TOKENS")
     train_step = jax.jit(step_lib.make_train_step(model, tx, loss_config), donate_argnums=(0,))
     data = datasets.batches(datasets.DatasetConfig(
-        "builtin_pretrain", {"inputs": 64, "targets": 8}, batch_size=args.batch_size,
+        "builtin_pretrain", {"inputs": 32, "targets": 4}, batch_size=args.batch_size,
         seed=args.seed))
     start = time.time()
     for step in range(1, args.steps + 1):
