@@ -3,7 +3,7 @@ r"""The embedded default: train, evaluate and export a prompt on the tiny built-
   python -m prompt_tuning.demo --model_dir=/tmp/prompt_tuning_default
 
 Runs `prompt_tuning.train` with configs/runs/embedded_default.gin (the tiny T5 shipped in
-prompt_tuning/assets/tiny_t5, the built-in `taskless_builtin_sentiment` task), then exports the
+prompt_tuning/assets/tiny_t5, the built-in `taskless_builtin_topic` task), then exports the
 best prompt as .npy and as a PEFT adapter, and prints the dev accuracy of the untrained and the
 trained prompt beside the majority-class baseline.
 """
@@ -24,7 +24,7 @@ flags.DEFINE_string("model_dir", "/tmp/prompt_tuning_default", "where the run an
 flags.DEFINE_integer("train_steps", None, "override TRAIN_STEPS of the default config.")
 flags.DEFINE_bool("resume", False, "continue the run in --model_dir instead of starting afresh.")
 
-TASK = "taskless_builtin_sentiment"
+TASK = "taskless_builtin_topic"
 
 
 def majority_baseline(task_name: str, split: str = "validation") -> float:
@@ -41,7 +41,7 @@ def majority_baseline(task_name: str, split: str = "validation") -> float:
 def main(argv: list[str]) -> None:
     import gin  # pylint: disable=import-outside-toplevel
 
-    from prompt_tuning import export_prompt  # pylint: disable=import-outside-toplevel
+    from prompt_tuning import export  # pylint: disable=import-outside-toplevel
     from prompt_tuning.training import checkpointing, loop  # pylint: disable=import-outside-toplevel
 
     FLAGS(argv)
@@ -57,9 +57,9 @@ def main(argv: list[str]) -> None:
     summary = train_using_gin(on_start=gin_launch.save_operative_config)
 
     exports = os.path.join(model_dir, "export")
-    prompt, metadata = export_prompt.prompt_from_run(model_dir, "best")
-    npy = export_prompt.export(prompt, metadata, "npy", os.path.join(exports, "prompt.npy"), True)
-    peft = export_prompt.export(prompt, metadata, "peft", os.path.join(exports, "peft"), True)
+    prompt, metadata = export.prompt_from_run(model_dir, "best")
+    npy = export.export(prompt, metadata, "npy", os.path.join(exports, "prompt.npy"), True)
+    peft = export.export(prompt, metadata, "peft", os.path.join(exports, "peft"), True)
 
     before = summary["initial_eval"]["metrics"][TASK]["accuracy"]
     after = summary["best_metrics"][TASK]["accuracy"]

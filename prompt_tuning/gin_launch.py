@@ -10,6 +10,7 @@ Two differences from T5X, both to remove traps:
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -67,10 +68,17 @@ def parse(gin_files: Sequence[str], gin_bindings: Sequence[str],
     for path in paths:
         gin.add_config_file_search_path(path)
     files = [resolve_gin_file(f, paths) for f in canonical_order(gin_files)]
+    # gin logs "Path not found" at ERROR for every search path it tries before the one that
+    # holds an include; a truly missing include still raises, so those lines are only noise.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.CRITICAL)
     try:
         gin.parse_config_files_and_bindings(files, list(gin_bindings), finalize_config=False)
     except (ValueError, SyntaxError, NameError, ImportError, KeyError) as e:
         raise ValueError(f"Bad gin config: {_one_line(e)}") from e
+    finally:
+        root.setLevel(level)
 
 
 def _one_line(error: BaseException) -> str:
