@@ -6,7 +6,7 @@ its logical axes (`embed`, `mlp`, `joined_kv`, ...) onto a device mesh without m
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable
 
 import flax.linen as nn
 import jax
