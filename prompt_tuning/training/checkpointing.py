@@ -5,18 +5,32 @@ Layout:
   MODEL_DIR/checkpoints/<step>/       TrainState (prompt, optimizer state, step) + progress JSON
   MODEL_DIR/best/<step>/              the prompt with the best dev metric so far + its metrics
 
-The frozen model is never copied: it is read from INITIAL_CHECKPOINT_PATH. orbax writes each
-step into a temporary directory and renames it when complete, so a run killed at any moment
-leaves only whole checkpoints, and `latest_step()` sees only those. The data position is the step
-(each step consumes one batch of a deterministic pipeline), and dropout keys derive from the seed
-and the step, so a resumed run continues bit-identically.
+The frozen model is never copied: it is read from INITIAL_CHECKPOINT_PATH. The data position is
+the step (each step consumes one batch of a deterministic pipeline), and dropout keys derive from
+the seed and the step, so a resumed run continues bit-identically.
+
+A run may be SIGKILLed at any moment and restarted (tests/launch/test_resume.py):
+* orbax writes a step into `<step>.orbax-checkpoint-tmp` and renames it when complete, so a
+  `<step>` directory is always whole. Deleting is a rename too (into `being_deleted/`, emptied
+  right after), so a step directory is never half deleted either. Leftovers of a killed run are
+  removed before the next save and when the writer closes.
+* A new best prompt is written before the old one is deleted and before the step checkpoint that
+  records it. A run killed in between resumes from an earlier step, reaches the same evaluation
+  with the same prompt (resume is exact) and finds that best prompt already written.
+* Keep-N holds after every save, and again when a writer closes: a run killed between its last
+  save and the deletion of older steps is tidied by its restart, which has nothing to train.
+* Opening a writer creates nothing, so MODEL_DIR holds only run.json until the first save; opening
+  a reader never writes (it must not delete a live run's temporary directory, nor create folders
+  in a mistyped MODEL_DIR).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any, Mapping, Optional
+import shutil
+import tempfile
+from typing import Any, Mapping, Optional, Union
 
 import jax
 import orbax.checkpoint as ocp
@@ -25,10 +39,56 @@ from prompt_tuning.training.step import TrainState
 
 PyTree = Any
 RUN_FILE = "run.json"
+# Where orbax moves a step it deletes (an atomic rename); emptied right after.
+TRASH_DIR = "being_deleted"
 
 
 class RunDirError(ValueError):
     """MODEL_DIR cannot be used for this run (unwritable, or another run's)."""
+
+
+class CorruptCheckpointError(ValueError):
+    """A checkpoint in MODEL_DIR that cannot be read back (truncated, edited, partly deleted)."""
+
+
+def _read(manager: ocp.CheckpointManager, step: int, args: Any) -> Any:
+    """`manager.restore`, with any failure to read reported as one clear error.
+
+    orbax and tensorstore raise bare Exceptions (with multi-line tensorstore specs) for a
+    truncated or missing file; a user needs the step directory and what to do about it.
+    """
+    try:
+        return manager.restore(step, args=args)
+    except Exception as e:  # pylint: disable=broad-except
+        lines = str(e).strip().splitlines()
+        detail = lines[0] if lines else type(e).__name__
+        detail = detail if len(detail) <= 160 else detail[:157] + "..."
+        where = os.path.join(str(manager.directory), str(step))
+        raise CorruptCheckpointError(
+            f"checkpoint {where} cannot be read (corrupt or truncated?); delete that step "
+            f"directory to go back to an earlier checkpoint, or choose a new MODEL_DIR. "
+            f"orbax says: {detail}") from e
+
+
+def _writable(directory: str) -> bool:
+    """Whether files can be created in `directory`, without leaving a trace.
+
+    `os.access` answers for permission bits, which root ignores; for root (the usual user in
+    containers) a file is really created and removed, and the directory's times are restored.
+    """
+    if not os.access(directory, os.W_OK):
+        return False
+    if os.geteuid() != 0:
+        return True
+    before = os.stat(directory)
+    try:
+        fd, path = tempfile.mkstemp(dir=directory, prefix=".write-probe-")
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(path)
+    os.utime(directory, ns=(before.st_atime_ns, before.st_mtime_ns))
+    return True
 
 
 def check_model_dir(model_dir: str, run_description: Mapping[str, Any]) -> None:
@@ -41,10 +101,15 @@ def check_model_dir(model_dir: str, run_description: Mapping[str, Any]) -> None:
         probe = parent
     if os.path.exists(model_dir) and not os.path.isdir(model_dir):
         raise RunDirError(f"MODEL_DIR {model_dir} exists and is not a directory.")
-    if not os.access(probe, os.W_OK):
+    if not os.path.isdir(probe):  # root may write anywhere, but not below a file
+        raise RunDirError(f"MODEL_DIR {model_dir} cannot be created: {probe} is not a directory.")
+    if not _writable(probe):
         raise RunDirError(f"MODEL_DIR {model_dir} is not writable (no write access to {probe}).")
     run_file = os.path.join(model_dir, RUN_FILE)
-    if os.path.isdir(model_dir) and os.listdir(model_dir) and not os.path.exists(run_file):
+    # A run killed while writing its first run.json leaves only the temporary file: still ours.
+    ours = {RUN_FILE + ".tmp"}
+    if (os.path.isdir(model_dir) and set(os.listdir(model_dir)) - ours
+            and not os.path.exists(run_file)):
         raise RunDirError(f"MODEL_DIR {model_dir} is not empty and holds no {RUN_FILE}: it is not "
                           "a prompt-tuning run directory. Choose a new MODEL_DIR.")
     if os.path.exists(run_file):
@@ -59,6 +124,7 @@ def check_model_dir(model_dir: str, run_description: Mapping[str, Any]) -> None:
 
 
 def write_run_file(model_dir: str, run_description: Mapping[str, Any]) -> None:
+    """Writes MODEL_DIR/run.json atomically (a killed run leaves the old file or the new one)."""
     os.makedirs(model_dir, exist_ok=True)
     path = os.path.join(model_dir, RUN_FILE)
     tmp = path + ".tmp"
@@ -67,21 +133,56 @@ def write_run_file(model_dir: str, run_description: Mapping[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _manager(directory: str, keep: Optional[int]) -> ocp.CheckpointManager:
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                           enable_async_checkpointing=False)
+def _manager(directory: str, keep: Optional[int], writer: bool) -> ocp.CheckpointManager:
+    if not writer:
+        # Not orbax's read_only, which logs a warning per manager into every CLI's output: with
+        # create=False and no pruning, a manager writes nothing until told to save or delete,
+        # which only the writer does.
+        options = ocp.CheckpointManagerOptions(create=False, max_to_keep=None,
+                                               enable_async_checkpointing=False)
+    else:
+        # Synchronous saves: `save` returns once the step is committed, so the loop never runs
+        # ahead of what is on disk. `create=False`: directories appear at the first save.
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=False,
+                                               enable_async_checkpointing=False,
+                                               todelete_subdir=TRASH_DIR)
     return ocp.CheckpointManager(directory, options=options)
 
 
-class RunCheckpoints:
-    """Latest-N training checkpoints and the best prompt of a run."""
+def _remove_leftovers(directory: str) -> None:
+    """Removes what a killed writer left half done: orbax temporaries and deleted steps.
 
-    def __init__(self, model_dir: str, keep: int = 2):
-        if keep is not None and keep < 1:
+    Only the writer of a run calls this, between its own saves, so nothing here can belong to a
+    save in progress. With several hosts only the primary one, orbax's, does it: it alone
+    creates and renames step directories, and only inside `save`, which every host enters.
+    """
+    if jax.process_index() != 0 or not os.path.isdir(directory):
+        return
+    for name in os.listdir(directory):
+        if ocp.path.step.TMP_DIR_SUFFIX in name or name == TRASH_DIR:
+            try:
+                shutil.rmtree(os.path.join(directory, name))
+            except FileNotFoundError:
+                pass
+
+
+class RunCheckpoints:
+    """Latest-N training checkpoints and the best prompt of a run.
+
+    Readers (the default) only read. The training loop opens the one writer of a run with
+    `writer=True`; `keep` (N) applies to it.
+    """
+
+    def __init__(self, model_dir: str, keep: Optional[int] = 2, *, writer: bool = False):
+        if writer and keep is not None and keep < 1:
             raise ValueError(f"CheckpointConfig.keep must be >= 1, got {keep}.")
         self.model_dir = model_dir
-        self._latest = _manager(os.path.join(model_dir, "checkpoints"), keep)
-        self._best = _manager(os.path.join(model_dir, "best"), 1)
+        self.writer = writer
+        self._keep = keep
+        self._latest = _manager(os.path.join(model_dir, "checkpoints"), keep, writer)
+        # Several best steps may briefly coexist (the new one is written before the old one is
+        # deleted), so orbax must not prune them by step number: we do.
+        self._best = _manager(os.path.join(model_dir, "best"), None, writer)
 
     def latest_step(self) -> Optional[int]:
         return self._latest.latest_step()
@@ -89,53 +190,96 @@ class RunCheckpoints:
     def all_steps(self) -> list[int]:
         return list(self._latest.all_steps())
 
+    def _require_writer(self) -> None:
+        if not self.writer:
+            raise RuntimeError("RunCheckpoints opened for reading; use writer=True to save.")
+
+    def _save(self, manager: ocp.CheckpointManager, step: int, args: ocp.args.Composite) -> None:
+        directory = str(manager.directory)
+        os.makedirs(directory, exist_ok=True)
+        _remove_leftovers(directory)
+        # force: `should_save` refuses a step below the newest one, which `best/` may hold.
+        manager.save(step, args=args, force=True)
+        manager.wait_until_finished()
+        _remove_leftovers(directory)  # the steps orbax just moved to TRASH_DIR
+
     def save(self, state: TrainState, progress: Mapping[str, Any]) -> None:
+        """Commits the step checkpoint (orbax then deletes the steps beyond keep-N)."""
+        self._require_writer()
         step = int(jax.device_get(state.step))
         if step in self._latest.all_steps():
             return
-        self._latest.save(step, args=ocp.args.Composite(
+        self._save(self._latest, step, ocp.args.Composite(
             state=ocp.args.StandardSave(state), progress=ocp.args.JsonSave(dict(progress))))
-        self._latest.wait_until_finished()
 
     def restore(self, abstract_state: TrainState, step: Optional[int] = None
                 ) -> tuple[TrainState, dict]:
         step = self.latest_step() if step is None else step
-        restored = self._latest.restore(step, args=ocp.args.Composite(
+        restored = _read(self._latest, step, ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract_state), progress=ocp.args.JsonRestore()))
         return restored["state"], dict(restored["progress"])
 
     def save_best(self, step: int, prompt_params: Mapping[str, jax.Array],
                   info: Mapping[str, Any]) -> None:
+        """Makes `step` the best prompt: written first, then the previous best is deleted.
+
+        A best step already on disk was written by an identical, killed earlier attempt of this
+        run (resume is exact), so it is kept as it is.
+        """
+        self._require_writer()
+        if step not in self._best.all_steps():
+            self._save(self._best, step, ocp.args.Composite(
+                params=ocp.args.StandardSave(dict(prompt_params)),
+                info=ocp.args.JsonSave(dict(info))))
         for old in self._best.all_steps():
             if old != step:
                 self._best.delete(old)
-        if step in self._best.all_steps():
-            return
-        self._best.save(step, args=ocp.args.Composite(
-            params=ocp.args.StandardSave(dict(prompt_params)), info=ocp.args.JsonSave(dict(info))))
-        self._best.wait_until_finished()
+        _remove_leftovers(str(self._best.directory))
 
     def best_step(self) -> Optional[int]:
         return self._best.latest_step()
 
-    def restore_params(self, step: int | str) -> tuple[dict[str, Any], dict]:
-        """(prompt params, info) of `step`: "best", "latest" or a number."""
-        if step == "best":
-            best = self._best.latest_step()
-            if best is None:
-                raise ValueError(f"{self.model_dir} has no best checkpoint yet (no evaluation ran).")
-            restored = self._best.restore(best, args=ocp.args.Composite(
-                params=ocp.args.StandardRestore(), info=ocp.args.JsonRestore()))
-            return dict(restored["params"]), {**restored["info"], "step": best}
+    def _step_number(self, step: Union[int, str]) -> int:
         steps = self.all_steps()
         number = self.latest_step() if step == "latest" else int(step)
         if number is None or number not in steps:
             raise ValueError(f"{self.model_dir} has no checkpoint for step {step!r}; "
                              f"available: {steps or 'none'} and 'best'.")
-        restored = self._latest.restore(number, args=ocp.args.Composite(
+        return number
+
+    def state_tree(self, step: Union[int, str] = "latest") -> tuple[dict[str, Any], dict]:
+        """(the saved TrainState as a tree of arrays, progress + "step") of `step`."""
+        number = self._step_number(step)
+        restored = _read(self._latest, number, ocp.args.Composite(
             state=ocp.args.StandardRestore(), progress=ocp.args.JsonRestore()))
-        return dict(restored["state"]["params"]), {**restored["progress"], "step": number}
+        return dict(restored["state"]), {**restored["progress"], "step": number}
+
+    def restore_params(self, step: Union[int, str]) -> tuple[dict[str, Any], dict]:
+        """(prompt params, info) of `step`: "best", "latest" or a number."""
+        if step == "best":
+            best = self._best.latest_step()
+            if best is None:
+                raise ValueError(f"{self.model_dir} has no best checkpoint yet (no evaluation ran).")
+            restored = _read(self._best, best, ocp.args.Composite(
+                params=ocp.args.StandardRestore(), info=ocp.args.JsonRestore()))
+            return dict(restored["params"]), {**restored["info"], "step": best}
+        state, progress = self.state_tree(step)
+        return dict(state["params"]), progress
+
+    def _tidy(self) -> None:
+        """Keep-N and a single best prompt, whatever a killed earlier attempt left."""
+        if self._keep is not None:
+            for step in self.all_steps()[:-self._keep]:
+                self._latest.delete(step)
+        for step in list(self._best.all_steps())[:-1]:
+            self._best.delete(step)
+        for manager in (self._latest, self._best):
+            _remove_leftovers(str(manager.directory))
 
     def close(self) -> None:
-        self._latest.close()
-        self._best.close()
+        try:
+            if self.writer:
+                self._tidy()
+        finally:
+            self._latest.close()
+            self._best.close()
