@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import sys
+import tokenize
 from typing import Callable, Sequence
 
 import gin
@@ -61,6 +62,45 @@ def resolve_gin_file(name: str, search_paths: Sequence[str]) -> str:
     raise ValueError(f"Unknown gin file {name!r}: not found in {list(search_paths)}.")
 
 
+_INCLUDE = re.compile(r"""^\s*include\s+['"]([^'"]+)['"]""", re.MULTILINE)
+
+
+def _prompt_files(gin_files: Sequence[str], search_paths: Sequence[str]) -> dict[str, str]:
+    """{real path: how it came in} of every prompts/ file the command line reaches, includes too."""
+    found: dict[str, str] = {}
+    visited: set[str] = set()
+
+    def visit(name: str, via: str) -> None:
+        try:
+            path = os.path.realpath(resolve_gin_file(name, search_paths))
+        except ValueError:
+            return  # gin reports a missing include itself
+        if path in visited:
+            return
+        visited.add(path)
+        if _kind_rank(name) == _KIND_ORDER.index("prompts/"):
+            found.setdefault(path, name if via == name else f"{name}, included by {via}")
+        with open(path) as f:
+            for included in _INCLUDE.findall(f.read()):
+                visit(included, via)
+
+    for name in gin_files:
+        visit(name, name)
+    return found
+
+
+def check_one_prompt_file(gin_files: Sequence[str], search_paths: Sequence[str]) -> None:
+    """Refuses two prompt initializers: whichever gin parsed last would win without a word.
+
+    Canonical order settles a prompt file against a model file, but not against a run file that
+    itself includes a prompt file (runs/embedded_default.gin does).
+    """
+    found = _prompt_files(gin_files, search_paths)
+    if len(found) > 1:
+        raise ValueError(f"More than one prompt initializer file: {'; '.join(found.values())}. "
+                         "Give one prompts/ file (or bind PromptConfig.init in your own file).")
+
+
 def parse(gin_files: Sequence[str], gin_bindings: Sequence[str],
           search_paths: Sequence[str] = ()) -> None:
     """Parses files (canonical order) and bindings; the package's configs/ is always searchable."""
@@ -68,17 +108,39 @@ def parse(gin_files: Sequence[str], gin_bindings: Sequence[str],
     for path in paths:
         gin.add_config_file_search_path(path)
     files = [resolve_gin_file(f, paths) for f in canonical_order(gin_files)]
+    check_one_prompt_file(gin_files, paths)
     # gin logs "Path not found" at ERROR for every search path it tries before the one that
     # holds an include; a truly missing include still raises, so those lines are only noise.
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.CRITICAL)
     try:
-        gin.parse_config_files_and_bindings(files, list(gin_bindings), finalize_config=False)
-    except (ValueError, SyntaxError, NameError, ImportError, KeyError) as e:
-        raise ValueError(f"Bad gin config: {_one_line(e)}") from e
+        # Finalizing runs gin's checks: a macro left at %gin.REQUIRED, or a reference to an
+        # unknown configurable, fails here, before any work, instead of reaching the code as a
+        # placeholder object.
+        gin.parse_config_files_and_bindings(files, list(gin_bindings), finalize_config=True)
+    except (ValueError, SyntaxError, NameError, ImportError, KeyError, TypeError,
+            tokenize.TokenError) as e:
+        raise ValueError(_required_macro_message(_one_line(e))
+                         or f"Bad gin config: {_gin_error_text(e)}") from e
     finally:
         root.setLevel(level)
+
+
+def _gin_error_text(error: BaseException) -> str:
+    """One line for a gin parse error (a tokenizer error is a tuple: say what it means)."""
+    if isinstance(error, tokenize.TokenError):
+        return f"{error.args[0]} (unbalanced brackets or quotes in a file or --gin. value?)"
+    return _one_line(error)
+
+
+def _required_macro_message(message: str) -> str | None:
+    """`required macro X is not set ...` when gin reports a macro left at %gin.REQUIRED."""
+    required = re.search(r"(\w+)/macro\.value set to `?%gin\.REQUIRED", message)
+    if not required:
+        return None
+    name = required.group(1)
+    return f"required macro {name} is not set (use --gin.{name}=...)"
 
 
 def _one_line(error: BaseException) -> str:
@@ -105,8 +167,6 @@ def run_cli(main: Callable[[], None]) -> None:
     except (ValueError, FileNotFoundError, RuntimeError, OSError) as e:
         message = _one_line(e)
         # gin reports a missing REQUIRED macro in its own words; say which macro.
-        required = re.search(r"(\w+)/macro\.value set to %gin\.REQUIRED", message)
-        if required:
-            message = f"required macro {required.group(1)} is not set (use --gin.{required.group(1)}=...)"
+        message = _required_macro_message(message) or message
         print(f"error: {message}", file=sys.stderr)
         sys.exit(1)

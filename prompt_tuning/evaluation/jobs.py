@@ -26,14 +26,22 @@ def load_prompt(prompt_file: Optional[str], model_dir: Optional[str], step: str 
         from prompt_tuning.prompts import files  # pylint: disable=import-outside-toplevel
         return files.read_prompt(prompt_file), prompt_file
     if model_dir:
-        from prompt_tuning.training import checkpointing  # pylint: disable=import-outside-toplevel
-        runs = checkpointing.RunCheckpoints(model_dir)
-        try:
-            params, info = runs.restore_params(step)
-        finally:
-            runs.close()
-        return np.asarray(params["prompt/prompt"], np.float32), f"{model_dir} step {info['step']}"
+        # The exporter's reader refuses a directory that is not a run before opening it (opening
+        # checkpoints would create empty checkpoint folders in a mistyped MODEL_DIR).
+        from prompt_tuning.export import prompt_from_run  # pylint: disable=import-outside-toplevel
+        prompt, metadata = prompt_from_run(model_dir, step)
+        return prompt, f"{model_dir} step {metadata['step']}"
     raise ValueError("No prompt: set PROMPT_FILE (an exported prompt) or MODEL_DIR (a run).")
+
+
+def _load_model(model: model_setup.ModelConfig, task_name: str) -> model_setup.FrozenModel:
+    """The frozen model, once the task is known to exist and to share the model's vocabulary."""
+    from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel
+
+    tasks.get_task_or_mixture(task_name)  # fails fast, before the checkpoint is read
+    frozen = model_setup.load_frozen_model(model)
+    tasks.check_vocabulary(task_name, frozen.vocabulary)
+    return frozen
 
 
 def _prompted(frozen: model_setup.FrozenModel, prompt: np.ndarray):
@@ -64,7 +72,7 @@ def evaluate(*, model: model_setup.ModelConfig, eval_config: evaluator_lib.EvalC
     from prompt_tuning.training import loop  # pylint: disable=import-outside-toplevel
 
     prompt, source = load_prompt(prompt_file, model_dir, step)
-    frozen = model_setup.load_frozen_model(model)
+    frozen = _load_model(model, eval_config.mixture_or_task_name)
     net, params = _prompted(frozen, prompt)
     task_evaluator = loop.make_task_evaluator(eval_config, net, frozen, task_feature_lengths)
     metrics = task_evaluator.evaluate(params)
@@ -81,7 +89,7 @@ def infer(*, model: model_setup.ModelConfig, dataset: datasets.DatasetConfig, ou
           step: str = "best", num_examples: Optional[int] = None) -> int:
     """Decodes every example of `dataset`'s split; writes JSONL {inputs, prediction, targets}."""
     prompt, _ = load_prompt(prompt_file, model_dir, step)
-    frozen = model_setup.load_frozen_model(model)
+    frozen = _load_model(model, dataset.mixture_or_task_name)
     net, params = _prompted(frozen, prompt)
     predict = jax.jit(predictors.generation_predictor(
         net, decoding, dataset.task_feature_lengths["targets"]))

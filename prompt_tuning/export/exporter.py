@@ -27,6 +27,9 @@ def prompt_from_run(model_dir: str, step: str) -> tuple[np.ndarray, dict[str, An
     """The prompt `[P, d]` of a run's checkpoint (`best`, `latest` or a step) and its metadata."""
     from prompt_tuning.training import checkpointing  # pylint: disable=import-outside-toplevel
 
+    if step not in ("best", "latest") and not str(step).isdigit():
+        raise ValueError(f"the step must be 'best', 'latest' or a step number (--step, "
+                         f"CHECKPOINT_STEP), got {step!r}.")
     run_file = os.path.join(model_dir, checkpointing.RUN_FILE)
     if not os.path.exists(run_file):
         raise ValueError(f"{model_dir} is not a prompt-tuning run directory (no {checkpointing.RUN_FILE}).")

@@ -12,6 +12,7 @@ import time
 from typing import Any, Callable, Optional
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
@@ -47,6 +48,30 @@ def _check_lengths(model_config, prompt_config, dataset) -> None:
         raise ValueError(f"PROMPT_LENGTH {prompt_config.length} + inputs length "
                          f"{dataset.task_feature_lengths['inputs']} = {total} is longer than the "
                          f"model accepts (max_input_length {model_config.max_input_length}).")
+
+
+def _task_names(train_dataset, eval_config) -> list[str]:
+    """The training task and, if another, the evaluation task: each must exist (checked now)."""
+    from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel
+
+    names = [train_dataset.mixture_or_task_name]
+    if eval_config is not None and eval_config.mixture_or_task_name not in (None, names[0]):
+        names.append(eval_config.mixture_or_task_name)
+    for name in names:
+        tasks.get_task_or_mixture(name)
+    return names
+
+
+def _check_vocabulary(task_names, frozen) -> None:
+    """Each task must tokenize with the model's vocabulary (VOCABULARY_PATH): ids must agree."""
+    from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel
+
+    for name in task_names:
+        tasks.check_vocabulary(name, frozen.vocabulary)
+
+
+def _all_finite(params) -> jax.Array:
+    return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(params)]))
 
 
 def make_task_evaluator(eval_config: evaluator_lib.EvalConfig, model, frozen, lengths
@@ -85,6 +110,7 @@ def train(*, model_dir: str, train_dataset: datasets.DatasetConfig,
     if not isinstance(train_steps, int) or train_steps <= 0:
         raise ValueError(f"TRAIN_STEPS must be a positive integer, got {train_steps!r}.")
     _check_lengths(model, prompt, train_dataset)
+    task_names = _task_names(train_dataset, eval_config)
     description = _run_description(model, prompt, train_dataset)
     checkpointing.check_model_dir(model_dir, description)
     num_hosts, host = jax.process_count(), jax.process_index()
@@ -92,6 +118,7 @@ def train(*, model_dir: str, train_dataset: datasets.DatasetConfig,
         raise ValueError(f"batch size {train_dataset.batch_size} is not divisible by the "
                          f"{jax.device_count()} devices.")
     frozen = model_setup.load_frozen_model(model)
+    _check_vocabulary(task_names, frozen)
     net = model_setup.make_model(frozen, prompt)
     if eval_config is not None:
         eval_config = dataclasses.replace(
@@ -106,14 +133,14 @@ def train(*, model_dir: str, train_dataset: datasets.DatasetConfig,
     init_rng, dropout_root = jax.random.split(rng)
     prompt_params = model_setup.init_prompt(prompt, frozen, init_rng)
     state = step_lib.TrainState.create(prompt_params, tx)
-    runs = checkpointing.RunCheckpoints(model_dir, keep=checkpoint.keep)
+    runs = checkpointing.RunCheckpoints(model_dir, keep=checkpoint.keep, writer=True)
+    record = {"best_score": None, "best_step": None, "best_metrics": None}
+    if runs.latest_step() is not None:  # restored first: a bad checkpoint fails before any write
+        state, record = runs.restore(jax.eval_shape(lambda: state))
+        logging.info("Resumed from %s at step %d.", model_dir, int(state.step))
     checkpointing.write_run_file(model_dir, description)
     if on_start is not None:
         on_start(model_dir)
-    record = {"best_score": None, "best_step": None, "best_metrics": None}
-    if runs.latest_step() is not None:
-        state, record = runs.restore(jax.eval_shape(lambda: state))
-        logging.info("Resumed from %s at step %d.", model_dir, int(state.step))
     start = int(state.step)
     frozen_params = frozen.params
 
@@ -123,6 +150,7 @@ def train(*, model_dir: str, train_dataset: datasets.DatasetConfig,
     eval_writer = metric_writers.create_default_writer(f"{model_dir}/validation",
                                                        just_logging=host > 0)
     train_step = jax.jit(step_lib.make_train_step(net, tx, loss), donate_argnums=(0,))
+    all_finite = jax.jit(_all_finite)
 
     def run_eval(step: int) -> dict:
         metrics = task_evaluator.evaluate(trainable.merge(state.params, frozen_params), step)
@@ -148,10 +176,17 @@ def train(*, model_dir: str, train_dataset: datasets.DatasetConfig,
             new_state, metrics = train_step(state, frozen_params, batch,
                                             jax.random.fold_in(dropout_root, step))
             loss_value = float(metrics["loss"])
-            if not math.isfinite(loss_value):
+            # The loss is that of the old prompt; the updated prompt is checked as well, so a
+            # checkpoint never holds a non-finite one.
+            if not math.isfinite(loss_value) or not bool(all_finite(new_state.params)):
+                what = (f"loss became {loss_value}" if not math.isfinite(loss_value)
+                        else "the update made the prompt non-finite")
+                last = runs.latest_step()
                 raise NonFiniteLossError(
-                    f"loss became {loss_value} at step {step}; stopped. The last good checkpoint "
-                    f"is step {runs.latest_step()} in {model_dir}.")
+                    f"{what} at step {step}; stopped. " + (
+                        f"The last good checkpoint is step {last} in {model_dir}." if last
+                        is not None else f"No checkpoint was saved in {model_dir}.")
+                    + " Lower the learning rate or check the data.")
             state = new_state
             if step % log_period == 0 or step == train_steps:
                 rate = (step - tick_step) / max(time.time() - tick, 1e-9)

@@ -1,0 +1,63 @@
+"""Runs our entry points the way a user does: in a subprocess, or in-process for speed.
+
+In-process runs reset absl flags and gin between calls, so many user-mistake checks share one
+interpreter (TensorFlow and JAX imports cost seconds each).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@dataclasses.dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_subprocess(module: str, *args: str, env: dict | None = None, timeout: int = 600) -> Result:
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "HF_HUB_OFFLINE": "1", **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def run_in_process(module: str, *args: str) -> Result:
+    """Calls `module.main(argv)` under the same error handling as the command line."""
+    import importlib
+
+    import gin
+    from absl import flags
+
+    from prompt_tuning import gin_launch
+
+    mod = importlib.import_module(module)
+    flags.FLAGS.unparse_flags()
+    gin.clear_config(clear_constants=True)
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            gin_launch.run_cli(lambda: mod.main([module, *args]))
+        except SystemExit as e:
+            code = int(e.code or 0)
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def snapshot(directory: str) -> dict[str, tuple[int, float]]:
+    """{relative path: (size, mtime)} of everything under `directory` ({} if it does not exist)."""
+    found = {}
+    for root, dirs, files in os.walk(directory):
+        for name in dirs + files:
+            path = os.path.join(root, name)
+            stat = os.stat(path)
+            found[os.path.relpath(path, directory)] = (stat.st_size, stat.st_mtime)
+    return found
