@@ -60,9 +60,7 @@ def _read(manager: ocp.CheckpointManager, step: int, args: Any) -> Any:
     try:
         return manager.restore(step, args=args)
     except Exception as e:  # pylint: disable=broad-except
-        lines = str(e).strip().splitlines()
-        detail = lines[0] if lines else type(e).__name__
-        detail = detail if len(detail) <= 160 else detail[:157] + "..."
+        detail = _first_line(e)
         where = os.path.join(str(manager.directory), str(step))
         raise CorruptCheckpointError(
             f"checkpoint {where} cannot be read (corrupt or truncated?); delete that step "
@@ -133,7 +131,32 @@ def write_run_file(model_dir: str, run_description: Mapping[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _manager(directory: str, keep: Optional[int], writer: bool) -> ocp.CheckpointManager:
+def _local_target(manager: ocp.CheckpointManager, step: int, item: str) -> Any:
+    """Shapes and dtypes of a saved item, placed on this process's first device.
+
+    Readers (eval, export) may run on another topology than the run that saved (a pod's
+    checkpoint read on a laptop); orbax restores onto the saved shardings unless told otherwise.
+    """
+    try:
+        metadata = manager.item_metadata(step)[item]
+    except Exception as e:  # pylint: disable=broad-except
+        raise CorruptCheckpointError(
+            f"checkpoint {os.path.join(str(manager.directory), str(step))} cannot be read "
+            f"(corrupt or truncated?): {_first_line(e)}") from e
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    tree = getattr(metadata, "tree", metadata)
+    return jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    detail = lines[0] if lines else type(error).__name__
+    return detail if len(detail) <= 160 else detail[:157] + "..."
+
+
+def _manager(directory: str, keep: Optional[int], writer: bool, arrays: str, json_item: str
+             ) -> ocp.CheckpointManager:
+    """A manager of steps holding a tree of arrays (`arrays`) and a JSON record (`json_item`)."""
     if not writer:
         # Not orbax's read_only, which logs a warning per manager into every CLI's output: with
         # create=False and no pruning, a manager writes nothing until told to save or delete,
@@ -146,7 +169,9 @@ def _manager(directory: str, keep: Optional[int], writer: bool) -> ocp.Checkpoin
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=False,
                                                enable_async_checkpointing=False,
                                                todelete_subdir=TRASH_DIR)
-    return ocp.CheckpointManager(directory, options=options)
+    # Handlers named up front let `item_metadata` read shapes before a restore (`_local_target`).
+    handlers = {arrays: ocp.StandardCheckpointHandler(), json_item: ocp.JsonCheckpointHandler()}
+    return ocp.CheckpointManager(directory, options=options, item_handlers=handlers)
 
 
 def _remove_leftovers(directory: str) -> None:
@@ -179,10 +204,11 @@ class RunCheckpoints:
         self.model_dir = model_dir
         self.writer = writer
         self._keep = keep
-        self._latest = _manager(os.path.join(model_dir, "checkpoints"), keep, writer)
+        self._latest = _manager(os.path.join(model_dir, "checkpoints"), keep, writer,
+                                "state", "progress")
         # Several best steps may briefly coexist (the new one is written before the old one is
         # deleted), so orbax must not prune them by step number: we do.
-        self._best = _manager(os.path.join(model_dir, "best"), None, writer)
+        self._best = _manager(os.path.join(model_dir, "best"), None, writer, "params", "info")
 
     def latest_step(self) -> Optional[int]:
         return self._latest.latest_step()
@@ -251,7 +277,8 @@ class RunCheckpoints:
         """(the saved TrainState as a tree of arrays, progress + "step") of `step`."""
         number = self._step_number(step)
         restored = _read(self._latest, number, ocp.args.Composite(
-            state=ocp.args.StandardRestore(), progress=ocp.args.JsonRestore()))
+            state=ocp.args.StandardRestore(_local_target(self._latest, number, "state")),
+            progress=ocp.args.JsonRestore()))
         return dict(restored["state"]), {**restored["progress"], "step": number}
 
     def restore_params(self, step: Union[int, str]) -> tuple[dict[str, Any], dict]:
@@ -261,7 +288,8 @@ class RunCheckpoints:
             if best is None:
                 raise ValueError(f"{self.model_dir} has no best checkpoint yet (no evaluation ran).")
             restored = _read(self._best, best, ocp.args.Composite(
-                params=ocp.args.StandardRestore(), info=ocp.args.JsonRestore()))
+                params=ocp.args.StandardRestore(_local_target(self._best, best, "params")),
+                info=ocp.args.JsonRestore()))
             return dict(restored["params"]), {**restored["info"], "step": best}
         state, progress = self.state_tree(step)
         return dict(state["params"]), progress

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
+from prompt_tuning import partitioning as partitioning_lib
 from prompt_tuning.evaluation import evaluator as evaluator_lib
 from prompt_tuning.evaluation import predictors
 from prompt_tuning.training import checkpointing, datasets, model_setup, optim, step as step_lib
@@ -74,6 +75,19 @@ def _all_finite(params) -> jax.Array:
     return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(params)]))
 
 
+def _load_sharded(model: model_setup.ModelConfig, mesh, rules
+                  ) -> tuple[model_setup.FrozenModel, Any]:
+    """The frozen model, each parameter on its sharding (read straight onto it when the
+    architecture is known in advance, as from a size gin file), and those shardings."""
+    if model.architecture is not None:
+        shardings = partitioning_lib.param_shardings(model.architecture, mesh, rules)
+        return model_setup.load_frozen_model(model, shardings), shardings
+    frozen = model_setup.load_frozen_model(model)
+    shardings = partitioning_lib.param_shardings(frozen.config, mesh, rules)
+    frozen.params = partitioning_lib.put_sharded(frozen.params, shardings)
+    return frozen, shardings
+
+
 def make_task_evaluator(eval_config: evaluator_lib.EvalConfig, model, frozen, lengths
                         ) -> evaluator_lib.TaskEvaluator:
     from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel
@@ -99,6 +113,7 @@ def train(*, model_dir: str, train_dataset: datasets.DatasetConfig,
           eval_config: Optional[evaluator_lib.EvalConfig] = evaluator_lib.EvalConfig(),
           eval_period: int = 1000,
           checkpoint: CheckpointConfig = CheckpointConfig(),
+          partitioning: partitioning_lib.PartitioningConfig = partitioning_lib.PartitioningConfig(),
           seed: int = 0, log_period: int = 10, progress: bool = True,
           on_start: Optional[Callable[[str], Any]] = None) -> dict[str, Any]:
     """Prompt-tunes a frozen model; returns a summary (final/best metrics and steps).
@@ -113,11 +128,11 @@ def train(*, model_dir: str, train_dataset: datasets.DatasetConfig,
     task_names = _task_names(train_dataset, eval_config)
     description = _run_description(model, prompt, train_dataset)
     checkpointing.check_model_dir(model_dir, description)
-    num_hosts, host = jax.process_count(), jax.process_index()
-    if train_dataset.batch_size % jax.device_count():
-        raise ValueError(f"batch size {train_dataset.batch_size} is not divisible by the "
-                         f"{jax.device_count()} devices.")
-    frozen = model_setup.load_frozen_model(model)
+    host = jax.process_index()
+    mesh, rules = partitioning.mesh(), partitioning.rules()
+    partitioning_lib.check_batch_size(train_dataset.batch_size, mesh)
+    layout = partitioning_lib.data_layout(mesh)
+    frozen, frozen_shardings = _load_sharded(model, mesh, rules)
     _check_vocabulary(task_names, frozen)
     net = model_setup.make_model(frozen, prompt)
     if eval_config is not None:
@@ -132,11 +147,13 @@ def train(*, model_dir: str, train_dataset: datasets.DatasetConfig,
     rng = jax.random.PRNGKey(seed)
     init_rng, dropout_root = jax.random.split(rng)
     prompt_params = model_setup.init_prompt(prompt, frozen, init_rng)
-    state = step_lib.TrainState.create(prompt_params, tx)
+    state = partitioning_lib.shard_train_state(step_lib.TrainState.create(prompt_params, tx), mesh)
     runs = checkpointing.RunCheckpoints(model_dir, keep=checkpoint.keep, writer=True)
     record = {"best_score": None, "best_step": None, "best_metrics": None}
     if runs.latest_step() is not None:  # restored first: a bad checkpoint fails before any write
-        state, record = runs.restore(jax.eval_shape(lambda: state))
+        # Restored onto this run's shardings, whatever topology saved it.
+        state, record = runs.restore(jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state))
         logging.info("Resumed from %s at step %d.", model_dir, int(state.step))
     checkpointing.write_run_file(model_dir, description)
     if on_start is not None:
@@ -149,7 +166,9 @@ def train(*, model_dir: str, train_dataset: datasets.DatasetConfig,
     train_writer = metric_writers.create_default_writer(f"{model_dir}/train", just_logging=host > 0)
     eval_writer = metric_writers.create_default_writer(f"{model_dir}/validation",
                                                        just_logging=host > 0)
-    train_step = jax.jit(step_lib.make_train_step(net, tx, loss), donate_argnums=(0,))
+    train_step = partitioning_lib.jit_train_step(
+        step_lib.make_train_step(net, tx, loss), mesh, partitioning_lib.state_shardings(state, mesh),
+        frozen_shardings, partitioning_lib.batch_sharding(mesh), rules)
     all_finite = jax.jit(_all_finite)
 
     def run_eval(step: int) -> dict:
@@ -166,13 +185,13 @@ def train(*, model_dir: str, train_dataset: datasets.DatasetConfig,
     if eval_config is not None and start == 0:
         summary["initial_eval"] = run_eval(0)
     # --- Train --------------------------------------------------------------------------------
-    batches = datasets.batches(train_dataset, start, host, num_hosts)
+    batches = datasets.batches(train_dataset, start, layout.shard_id, layout.num_shards)
     bar = _progress_bar(progress and host == 0, start, train_steps)
     tick, tick_step = time.time(), start
     step = start
     try:
         for step in range(start + 1, train_steps + 1):
-            batch = next(batches)
+            batch = partitioning_lib.global_batch(next(batches), mesh)
             new_state, metrics = train_step(state, frozen_params, batch,
                                             jax.random.fold_in(dropout_root, step))
             loss_value = float(metrics["loss"])
@@ -211,7 +230,7 @@ def train(*, model_dir: str, train_dataset: datasets.DatasetConfig,
         runs.close()
     summary.update(final_step=step, best_step=record["best_step"],
                    best_score=record["best_score"], best_metrics=record["best_metrics"],
-                   prompt=np.asarray(jax.device_get(state.params["prompt/prompt"])))
+                   prompt=np.asarray(partitioning_lib.host_local(state.params["prompt/prompt"])))
     return summary
 
 

@@ -204,7 +204,7 @@ def test_batch_size_not_divisible_by_the_devices(tmp_path):
     result = run_subprocess("prompt_tuning.train", *tiny_run.train_flags(model_dir),
                             env={"XLA_FLAGS": "--xla_force_host_platform_device_count=3",
                                  "JAX_PLATFORMS": "cpu"})
-    assert_user_error(result, "batch size 8 is not divisible by the 3 devices")
+    assert_user_error(result, "batch size 8 is not divisible by the 3 data-parallel devices")
     assert not os.path.exists(tmp_path / "new")
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from tests.launch.runner import REPO
 
@@ -34,3 +35,36 @@ def test_eight_devices_match_one_device(tmp_path):
     np.testing.assert_allclose(r["sharded_losses"], r["single_losses"], rtol=1e-5)
     np.testing.assert_allclose(r["sharded_log_likelihood"], r["single_log_likelihood"],
                                rtol=1e-5, atol=1e-4)
+
+
+def _train(model_dir, devices: int, *extra: str) -> subprocess.CompletedProcess:
+    from tests.launch import tiny_run  # pylint: disable=import-outside-toplevel
+
+    flags = tiny_run.train_flags(str(model_dir), "--gin.TRAIN_STEPS=8", "--gin.EVAL_PERIOD=8",
+                                 "--gin.DROPOUT_RATE=0.1", *extra)
+    return _run("prompt_tuning.train", *flags, devices=devices)
+
+
+@pytest.mark.slow
+def test_train_command_on_a_mesh_matches_one_device(tmp_path):
+    """`prompt_tuning.train` with NUM_PARTITIONS=2 on 8 devices (data 4 x model 2): the frozen
+    model is split over 'model', batches over 'data'; the prompt ends as on one device."""
+    from prompt_tuning.export import prompt_from_run  # pylint: disable=import-outside-toplevel
+
+    sharded = _train(tmp_path / "sharded", 8, "--gin.NUM_PARTITIONS=2")
+    assert sharded.returncode == 0, sharded.stderr[-3000:]
+    single = _train(tmp_path / "single", 1)
+    assert single.returncode == 0, single.stderr[-3000:]
+    a, meta_a = prompt_from_run(str(tmp_path / "sharded"), "latest")
+    b, meta_b = prompt_from_run(str(tmp_path / "single"), "latest")
+    assert meta_a["step"] == meta_b["step"] == 8
+    # Adafactor normalises each update to about +-lr (0.3) per entry, so float32 reduction-order
+    # differences between the meshes grow step by step (~2e-3 after 8 steps); a wrong sharding,
+    # batch split or dropout mask would differ by the size of the updates themselves.
+    earlier, _ = prompt_from_run(str(tmp_path / "single"), "5")
+    movement = np.abs(b - earlier).mean()  # three steps' worth of updates
+    assert movement > 0.1, movement
+    assert np.abs(a - b).max() < 0.05 * movement, (np.abs(a - b).max(), movement)
+    bad = _train(tmp_path / "bad", 8, "--gin.NUM_PARTITIONS=3")
+    assert bad.returncode == 1 and "num_partitions" in bad.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "bad").exists()
