@@ -88,6 +88,22 @@ def _load_sharded(model: model_setup.ModelConfig, mesh, rules
     return frozen, shardings
 
 
+def _split_trainable(prompt_params, frozen_params, patterns, frozen_shardings):
+    """(trainable {path: array}, frozen tree, frozen shardings) by `PromptConfig.trainable`.
+
+    The default trains the prompt alone; regexes may add frozen-model parameters (e.g. layer
+    norms), which then train and are checkpointed with the prompt.
+    """
+    params = trainable.merge(prompt_params, frozen_params)
+    paths = trainable.trainable_paths(params, patterns)
+    if "prompt/prompt" not in paths:
+        raise ValueError(f"PromptConfig.trainable {list(patterns)} leaves the prompt frozen; "
+                         "include 'prompt/.*'.")
+    trained, frozen_rest = trainable.split(params, paths)
+    extra = [p for p in paths if p != "prompt/prompt"]
+    return trained, frozen_rest, partitioning_lib.frozen_shardings(frozen_shardings, extra)
+
+
 def make_task_evaluator(eval_config: evaluator_lib.EvalConfig, model, frozen, lengths
                         ) -> evaluator_lib.TaskEvaluator:
     from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel
@@ -146,8 +162,10 @@ def train(*, model_dir: str, train_dataset: datasets.DatasetConfig,
     tx = optim.adafactor(optimizer)
     rng = jax.random.PRNGKey(seed)
     init_rng, dropout_root = jax.random.split(rng)
-    prompt_params = model_setup.init_prompt(prompt, frozen, init_rng)
-    state = partitioning_lib.shard_train_state(step_lib.TrainState.create(prompt_params, tx), mesh)
+    trained, frozen_params, frozen_shardings = _split_trainable(
+        model_setup.init_prompt(prompt, frozen, init_rng), frozen.params, prompt.trainable,
+        frozen_shardings)
+    state = partitioning_lib.shard_train_state(step_lib.TrainState.create(trained, tx), mesh)
     runs = checkpointing.RunCheckpoints(model_dir, keep=checkpoint.keep, writer=True)
     record = {"best_score": None, "best_step": None, "best_metrics": None}
     if runs.latest_step() is not None:  # restored first: a bad checkpoint fails before any write
@@ -159,7 +177,6 @@ def train(*, model_dir: str, train_dataset: datasets.DatasetConfig,
     if on_start is not None:
         on_start(model_dir)
     start = int(state.step)
-    frozen_params = frozen.params
 
     # --- Writers ----------------------------------------------------------------------------
     from clu import metric_writers  # pylint: disable=import-outside-toplevel

@@ -297,3 +297,37 @@ def test_prompt_file_order_does_not_change_the_initializer(frozen, monkeypatch, 
             np.testing.assert_allclose(prompt[row], frozen.embedding[ids].mean(axis=0), rtol=1e-6)
     else:  # U[-0.5, 0.5], unlike any embedding row
         assert np.abs(prompt).max() <= 0.5 and prompt.min() < 0 < prompt.max()
+
+
+# --------------------------------------------------------------------------------------------
+# trainable-parameter regexes
+# --------------------------------------------------------------------------------------------
+
+def test_trainable_regexes_add_frozen_parameters(tmp_path):
+    """PromptConfig.trainable decides what trains; the rest stays equal to the checkpoint."""
+    from prompt_tuning import checkpoints
+    from prompt_tuning.training import checkpointing
+
+    model_dir = str(tmp_path / "run")
+    norm = "encoder/encoder_norm/scale"
+    run_ok("prompt_tuning.train", *tiny_run.train_flags(
+        model_dir, "--gin.model_setup.PromptConfig.trainable=['prompt/.*', 'encoder/encoder_norm/.*']",
+        train_steps=5))
+    runs = checkpointing.RunCheckpoints(model_dir)
+    try:
+        state, _ = runs.state_tree("latest")
+    finally:
+        runs.close()
+    assert sorted(state["params"]) == [norm, "prompt/prompt"]
+    original = checkpoints.load_checkpoint(tiny_run.TINY_T5_DIR).params
+    before = np.asarray(original["encoder"]["encoder_norm"]["scale"], np.float32)
+    assert not np.array_equal(np.asarray(state["params"][norm], np.float32), before)
+
+
+def test_trainable_regexes_must_keep_the_prompt(tmp_path):
+    model_dir = str(tmp_path / "new" / "run")
+    result = runner.run_in_process("prompt_tuning.train", *tiny_run.train_flags(
+        model_dir, "--gin.model_setup.PromptConfig.trainable=['encoder/encoder_norm/.*']"))
+    assert result.returncode == 1
+    assert "leaves the prompt frozen" in result.stderr.strip().splitlines()[-1]
+    assert not os.path.exists(os.path.dirname(model_dir))
