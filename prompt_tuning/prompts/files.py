@@ -23,6 +23,8 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
+from prompt_tuning.checkpoints import atomic_dir
+
 NPY_MAGIC = b"\x93NUMPY"
 PEFT_WEIGHTS = "adapter_model.safetensors"
 PEFT_CONFIG = "adapter_config.json"
@@ -370,21 +372,8 @@ def write_peft(prompt: Any, directory: str, base_model_name_or_path: Optional[st
         if text is not None:
             with open(os.path.join(tmp, EXPORT_METADATA), "w") as f:
                 f.write(text)
-        _replace_dir(tmp, final)
+        atomic_dir.replace_dir_atomically(tmp, final)
     finally:
         if os.path.isdir(tmp):
             shutil.rmtree(tmp)
     return directory
-
-
-def _replace_dir(tmp: str, final: str) -> None:
-    """Renames the finished `tmp` to `final`; an old `final` is removed only afterwards."""
-    if os.path.isdir(final) and os.listdir(final):
-        old = f"{final}.old-{secrets.token_hex(4)}"
-        os.rename(final, old)
-        os.rename(tmp, final)
-        shutil.rmtree(old)
-        return
-    if os.path.isdir(final):
-        os.rmdir(final)
-    os.rename(tmp, final)
