@@ -72,6 +72,7 @@ def evaluate(*, model: model_setup.ModelConfig, eval_config: evaluator_lib.EvalC
     from prompt_tuning.training import loop  # pylint: disable=import-outside-toplevel
 
     prompt, source = load_prompt(prompt_file, model_dir, step)
+    model_setup.check_input_length(model, prompt.shape[0], task_feature_lengths["inputs"])
     frozen = _load_model(model, eval_config.mixture_or_task_name)
     net, params = _prompted(frozen, prompt)
     task_evaluator = loop.make_task_evaluator(eval_config, net, frozen, task_feature_lengths)
@@ -89,6 +90,7 @@ def infer(*, model: model_setup.ModelConfig, dataset: datasets.DatasetConfig, ou
           step: str = "best", num_examples: Optional[int] = None) -> int:
     """Decodes every example of `dataset`'s split; writes JSONL {inputs, prediction, targets}."""
     prompt, _ = load_prompt(prompt_file, model_dir, step)
+    model_setup.check_input_length(model, prompt.shape[0], dataset.task_feature_lengths["inputs"])
     frozen = _load_model(model, dataset.mixture_or_task_name)
     net, params = _prompted(frozen, prompt)
     predict = jax.jit(predictors.generation_predictor(

@@ -43,14 +43,6 @@ def _run_description(model_config, prompt_config, dataset) -> dict[str, Any]:
             "batch_size": dataset.batch_size, "seed": dataset.seed}
 
 
-def _check_lengths(model_config, prompt_config, dataset) -> None:
-    total = prompt_config.length + dataset.task_feature_lengths["inputs"]
-    if total > model_config.max_input_length:
-        raise ValueError(f"PROMPT_LENGTH {prompt_config.length} + inputs length "
-                         f"{dataset.task_feature_lengths['inputs']} = {total} is longer than the "
-                         f"model accepts (max_input_length {model_config.max_input_length}).")
-
-
 def _task_names(train_dataset, eval_config) -> list[str]:
     """The training task and, if another, the evaluation task: each must exist (checked now)."""
     from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel
@@ -140,7 +132,8 @@ def train(*, model_dir: str, train_dataset: datasets.DatasetConfig,
     # --- Validate everything before touching MODEL_DIR -------------------------------------
     if not isinstance(train_steps, int) or train_steps <= 0:
         raise ValueError(f"TRAIN_STEPS must be a positive integer, got {train_steps!r}.")
-    _check_lengths(model, prompt, train_dataset)
+    model_setup.check_input_length(model, prompt.length,
+                                   train_dataset.task_feature_lengths["inputs"])
     task_names = _task_names(train_dataset, eval_config)
     description = _run_description(model, prompt, train_dataset)
     checkpointing.check_model_dir(model_dir, description)

@@ -96,6 +96,15 @@ def resolve_checkpoint_path(path: str) -> str:
     return path
 
 
+def check_input_length(model_config: ModelConfig, prompt_length: int, inputs_length: int) -> None:
+    """The encoder sees P + inputs positions; refuse more than the model accepts."""
+    total = prompt_length + inputs_length
+    if total > model_config.max_input_length:
+        raise ValueError(f"PROMPT_LENGTH {prompt_length} + inputs length {inputs_length} = {total} "
+                         "is longer than the model accepts (max_input_length "
+                         f"{model_config.max_input_length}).")
+
+
 def load_frozen_model(model_config: ModelConfig, shardings: Optional[PyTree] = None
                       ) -> FrozenModel:
     """Reads the checkpoint (checked against `architecture`) and the vocabulary."""

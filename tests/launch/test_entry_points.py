@@ -166,10 +166,8 @@ def test_infer_writes_jsonl_predictions(run, exports, tmp_path, source):
     output = tmp_path / "predictions" / "test.jsonl"
     prompt = (f"--gin.MODEL_DIR='{run.model_dir}'" if source == "model_dir"
               else f"--gin.PROMPT_FILE='{exports['best']}'")
-    result = run_ok("prompt_tuning.infer", *tiny_run.MODEL_FLAGS,
-                    "--gin_file=runs/prompt_infer.gin",
-                    f"--gin.INFER_OUTPUT_FILE='{output}'", "--gin.NUM_EXAMPLES=12",
-                    "--gin.INFER_BATCH_SIZE=8", prompt)
+    result = run_ok("prompt_tuning.infer", *tiny_run.infer_flags(
+        str(output), "--gin.NUM_EXAMPLES=12", "--gin.INFER_BATCH_SIZE=8", prompt))
     assert f"wrote 12 predictions to {output}" in result.stdout
     lines = [json.loads(line) for line in output.read_text().splitlines()]
     assert len(lines) == 12

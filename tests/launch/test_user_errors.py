@@ -148,6 +148,17 @@ def test_eval_with_prompt_file_of_another_width(tmp_path):
     fails_untouched("prompt_tuning.eval", args, output, "embedding width is 64")
 
 
+@pytest.mark.parametrize("module", ["prompt_tuning.eval", "prompt_tuning.infer"])
+def test_eval_and_infer_with_a_prompt_too_long_for_the_model(tmp_path, module):
+    prompt = tmp_path / "prompt.npy"
+    np.save(prompt, np.zeros((2040, EMBED_DIM), np.float32))  # + 32 inputs > 2048
+    output = str(tmp_path / "out")
+    flags = (tiny_run.eval_flags(output, f"--gin.PROMPT_FILE='{prompt}'")
+             if module.endswith("eval") else tiny_run.infer_flags(
+                 os.path.join(output, "p.jsonl"), f"--gin.PROMPT_FILE='{prompt}'"))
+    fails_untouched(module, flags, output, "2040 + inputs length 32 = 2072 is longer")
+
+
 def test_eval_without_a_prompt(tmp_path):
     output = str(tmp_path / "eval")
     fails_untouched("prompt_tuning.eval", tiny_run.eval_flags(output), output, "No prompt")

@@ -64,6 +64,12 @@ def eval_flags(output_dir: str, *extra: str) -> list[str]:
             f"--gin.evaluator.EvalConfig.num_examples={EVAL_EXAMPLES}", *extra]
 
 
+def infer_flags(output_file: str, *extra: str) -> list[str]:
+    """Flags of `prompt_tuning.infer` writing JSONL predictions to `output_file`."""
+    return [*MODEL_FLAGS, "--gin_file=runs/prompt_infer.gin",
+            f"--gin.INFER_OUTPUT_FILE='{output_file}'", *extra]
+
+
 @dataclasses.dataclass(frozen=True)
 class SharedRun:
     model_dir: str
