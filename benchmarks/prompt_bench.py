@@ -1,0 +1,391 @@
+#!/usr/bin/env python3
+"""Benchmark: our JAX/Flax prompt tuning on a T5 1.1-shaped model, CPU.
+
+The counterpart of the peer benchmark `../shared/bench/peft_prompt_bench.py` (Hugging Face PEFT):
+same model shape, batch, modes, timing method and JSON fields where they exist, so both can be run
+side by side (see benchmarks/README.md).
+
+Modes (each runs in its own child process, so peak RSS is per mode):
+  prompt_train    `training.step.make_train_step` under `jax.jit` (state donated, as the training loop
+                  does): frozen tree passed as a constant, gradients w.r.t. the prompt only, Adafactor
+                  with the paper's settings (`optim.AdafactorConfig()`: lr 0.3, decay 0.8, wd 1e-5,
+                  clipping 1.0, no parameter scaling, unfactored). Dropout `--dropout` (0.1) is on.
+  full_train      no prompt; every parameter in the trainable dict ("model tuning"); the same
+                  Adafactor at lr 1e-3 (factored by default, as T5X and transformers' Adafactor do for
+                  matrices; `--no-full_factored` for the unfactored prompt settings).
+  prompt_infer    `make_score_step` (summed target log-likelihood per example) with the prompt.
+  base_infer      the same without a prompt (shows the prompt's cost).
+  prompt_generate encode + `decoding.greedy_decode` over `make_tokens_to_logits`, exactly
+                  `--targets_len` tokens (EOS id set out of the vocabulary so no row stops early,
+                  like the peer's min_new_tokens). Note: our decoder recomputes the whole buffer each
+                  step (no KV cache yet); transformers' generate uses a KV cache.
+
+Model: `t5_1_1("small")` shape by default (d_model 512, d_ff 1024, 8+8 layers, 6 heads, d_kv 64,
+vocab 32128, untied logits), random weights from `init_params`; nothing is downloaded. fp32.
+
+Data: one fixed synthetic batch (random ids in [2, vocab), no padding) reused every step.
+
+Timing: compile (trace + lower + XLA compile) is measured once and reported as `compile_s`; then
+`--warmup` untimed steps and `--steps` timed steps, each ending in `jax.block_until_ready` (train
+steps also read the loss as a Python float, as the training loop does). Reported as in the peer:
+step_ms_median/min/max, steps_per_s (1 / median), examples_per_s, steps_per_s_best (1 / min),
+step_cpu_ms_median, cpu_util (process CPU time / (wall * threads)), loadavg1_before/after,
+peak_rss_mib, rss_after_build_mib, trainable_params; plus opt_state_bytes (train modes) and XLA's
+memory analysis of the compiled step.
+
+Threads: `--threads N` (default 2) pins each child to N CPUs with sched_setaffinity before JAX starts
+(XLA's CPU thread pool is sized from the CPUs the process may use). On a 2-core machine, 2 is all of it.
+
+Shared machines: as for the peer, a busy machine inflates medians; trust runs with cpu_util >= 0.95
+or look at step_ms_min.
+
+Example:
+  python benchmarks/prompt_bench.py                                     # t5-v1_1-small shape
+  python benchmarks/prompt_bench.py --d_model 64 --d_ff 128 --layers 2 --heads 2 --d_kv 32 \\
+      --vocab 256 --inputs_len 16 --steps 3 --warmup 1                  # smoke, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+ALL_MODES = ["prompt_train", "full_train", "prompt_infer", "base_infer", "prompt_generate"]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # model shape (defaults: t5-v1_1-small)
+    p.add_argument("--d_model", type=int, default=512)
+    p.add_argument("--d_ff", type=int, default=1024)
+    p.add_argument("--layers", type=int, default=8, help="encoder layers = decoder layers")
+    p.add_argument("--heads", type=int, default=6)
+    p.add_argument("--d_kv", type=int, default=64)
+    p.add_argument("--vocab", type=int, default=32128)
+    p.add_argument("--dropout", type=float, default=0.1, help="dropout_rate used in train modes")
+    # batch shape
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--inputs_len", type=int, default=128, help="encoder tokens, before the prompt")
+    p.add_argument("--targets_len", type=int, default=8)
+    p.add_argument("--prompt_len", type=int, default=20)
+    # optimizer
+    p.add_argument("--lr", type=float, default=None, help="default: 0.3 prompt / 1e-3 full")
+    p.add_argument("--full_factored", action=argparse.BooleanOptionalAction, default=True,
+                   help="factored second moments in full_train (prompt_train is always unfactored)")
+    # timing
+    p.add_argument("--steps", type=int, default=10, help="timed steps per mode")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps per mode (after compile)")
+    p.add_argument("--threads", type=int, default=2, help="CPUs each child may use (sched_setaffinity)")
+    p.add_argument("--modes", default=",".join(ALL_MODES), help=f"comma list from {ALL_MODES}")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json_out", default=None)
+    p.add_argument("--in_process", action="store_true", help="run modes in this process (peak RSS then cumulative)")
+    p.add_argument("--_child", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    bad = [m for m in args.modes.split(",") if m not in ALL_MODES]
+    if bad:
+        p.error(f"unknown mode(s) {bad}; choose from {ALL_MODES}")
+    return args
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def limit_cpus(threads: int) -> list[int]:
+    """Pins this process to `threads` CPUs (if it may use more). Must run before JAX starts."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if threads < len(cpus):
+        os.sched_setaffinity(0, cpus[:threads])
+    return sorted(os.sched_getaffinity(0))
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def current_rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def loadavg1() -> float:
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+def timing_summary(times: list[tuple[float, float]], batch: int, threads: int) -> dict:
+    """times: (wall_s, process_cpu_s) per step; the same fields as the peer's."""
+    wall = [w for w, _ in times]
+    cpu = [c for _, c in times]
+    med = statistics.median(wall)
+    return {
+        "steps_timed": len(wall),
+        "step_ms_median": round(med * 1e3, 2),
+        "step_ms_min": round(min(wall) * 1e3, 2),
+        "step_ms_max": round(max(wall) * 1e3, 2),
+        "steps_per_s": round(1.0 / med, 4),
+        "examples_per_s": round(batch / med, 3),
+        "steps_per_s_best": round(1.0 / min(wall), 4),
+        "step_cpu_ms_median": round(statistics.median(cpu) * 1e3, 2),
+        "cpu_util": round(sum(cpu) / (sum(wall) * threads), 3),
+    }
+
+
+def time_loop(fn, warmup: int, steps: int) -> list[tuple[float, float]]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(steps):
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        times.append((time.perf_counter() - t0, time.process_time() - c0))
+    return times
+
+
+def tree_bytes(tree) -> int:
+    import jax
+
+    return int(sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(tree)))
+
+
+def memory_analysis(compiled) -> dict:
+    try:
+        m = compiled.memory_analysis()
+    except Exception:  # pragma: no cover - backend without memory analysis
+        return {}
+    if m is None:
+        return {}
+    return {f"xla_{k}_mib": round(getattr(m, f"{k}_size_in_bytes") / 2**20, 1)
+            for k in ("argument", "output", "temp") if hasattr(m, f"{k}_size_in_bytes")}
+
+
+def t5_config(args, dropout: float):
+    from prompt_tuning.model import t5_1_1
+
+    return t5_1_1("small", vocab_size=args.vocab, emb_dim=args.d_model, mlp_dim=args.d_ff,
+                  num_encoder_layers=args.layers, num_decoder_layers=args.layers,
+                  num_heads=args.heads, head_dim=args.d_kv, dropout_rate=dropout)
+
+
+def make_batch(args) -> dict:
+    import jax.numpy as jnp
+    import numpy as np
+
+    rng = np.random.default_rng(args.seed + 1)
+    # ids 2.. avoid pad (0) and EOS (1)
+    inputs = rng.integers(2, args.vocab, (args.batch, args.inputs_len))
+    targets = rng.integers(2, args.vocab, (args.batch, args.targets_len))
+    decoder_inputs = np.concatenate([np.zeros((args.batch, 1), np.int64), targets[:, :-1]], axis=1)
+    batch = dict(encoder_input_tokens=inputs, decoder_input_tokens=decoder_inputs,
+                 decoder_target_tokens=targets, decoder_loss_weights=np.ones_like(targets))
+    return {k: jnp.asarray(v, jnp.int32) for k, v in batch.items()}
+
+
+# --------------------------------------------------------------------------------------------- modes
+
+
+def run_mode(mode: str, args) -> dict:
+    import jax
+
+    from prompt_tuning.model import Transformer, init_params, param_count
+    from prompt_tuning.prompts import Prompt
+    from prompt_tuning.training import optim, step as step_lib, trainable
+
+    out: dict = {"mode": mode, "cpus": sorted(os.sched_getaffinity(0))}
+    train = mode in ("prompt_train", "full_train")
+    prompt = mode.startswith("prompt")
+    t_build = time.perf_counter()
+    config = t5_config(args, args.dropout if train else 0.0)
+    model = Transformer(config, prompt=Prompt(args.prompt_len) if prompt else None)
+    params = jax.block_until_ready(init_params(model, jax.random.PRNGKey(args.seed)))
+    total = param_count(params)
+    out["base_model_params"] = total - (args.prompt_len * args.d_model if prompt else 0)
+    out["total_params"] = total
+    out["encoder_len"] = args.inputs_len + (args.prompt_len if prompt else 0)
+    out["decoder_len"] = args.targets_len
+    if prompt:
+        out["prompt_table_shape"] = list(params["prompt"]["prompt"].shape)
+    batch = make_batch(args)
+    out["build_s"] = round(time.perf_counter() - t_build, 2)
+    out["rss_after_build_mib"] = round(current_rss_mib(), 1)
+
+    if train:
+        if prompt:
+            trained, frozen = trainable.split(params, trainable.trainable_paths(params))
+            opt_config = optim.AdafactorConfig(learning_rate=args.lr if args.lr is not None else 0.3)
+        else:
+            trained, frozen = trainable.flatten(params), {}
+            opt_config = optim.AdafactorConfig(learning_rate=args.lr if args.lr is not None else 1e-3,
+                                               factored=args.full_factored)
+        del params
+        optimizer = optim.adafactor(opt_config)
+        out["optimizer"] = {"name": "optax.adafactor via prompt_tuning.training.optim",
+                            **{k: getattr(opt_config, k) for k in (
+                                "learning_rate", "decay_rate", "weight_decay_rate",
+                                "clipping_threshold", "multiply_by_parameter_scale", "factored")}}
+        state = step_lib.TrainState.create(trained, optimizer)
+        out["trainable_params"] = param_count(state.params)
+        out["trainable_paths"] = len(state.params) if prompt else f"all {len(state.params)}"
+        out["opt_state_bytes"] = tree_bytes(state.opt_state)
+        out["opt_state_arrays_gt1"] = sum(1 for x in jax.tree.leaves(state.opt_state) if x.size > 1)
+        dropout_root = jax.random.PRNGKey(args.seed + 2)
+        jitted = jax.jit(step_lib.make_train_step(model, optimizer), donate_argnums=(0,))
+        t0 = time.perf_counter()
+        compiled = jitted.lower(state, frozen, batch, jax.random.fold_in(dropout_root, 0)).compile()
+        out["compile_s"] = round(time.perf_counter() - t0, 2)
+        out.update(memory_analysis(compiled))
+        losses = []
+        holder = {"state": state}
+        del state, trained
+
+        def step():
+            s = holder["state"]
+            s, metrics = compiled(s, frozen, batch, jax.random.fold_in(dropout_root, s.step))
+            jax.block_until_ready(s)
+            losses.append(float(metrics["loss"] / metrics["num_tokens"]))  # per token, like the peer's mean
+            holder["state"] = s
+
+        t0 = time.perf_counter()
+        step()
+        out["first_step_ms"] = round((time.perf_counter() - t0) * 1e3, 1)
+        out["loadavg1_before"] = loadavg1()
+        times = time_loop(step, args.warmup, args.steps)
+        out["loadavg1_after"] = loadavg1()
+        out.update(timing_summary(times, args.batch, args.threads))
+        out["tokens_per_s"] = round((out["encoder_len"] + args.targets_len) * args.batch
+                                    / statistics.median(w for w, _ in times), 1)
+        out["loss_first"] = round(losses[0], 4)
+        out["loss_last"] = round(losses[-1], 4)
+        out["loss_is_per_token"] = True
+    elif mode in ("prompt_infer", "base_infer"):
+        out["trainable_params"] = args.prompt_len * args.d_model if prompt else total
+        jitted = jax.jit(step_lib.make_score_step(model))
+        t0 = time.perf_counter()
+        compiled = jitted.lower(params, batch).compile()
+        out["compile_s"] = round(time.perf_counter() - t0, 2)
+        out.update(memory_analysis(compiled))
+
+        def step():
+            jax.block_until_ready(compiled(params, batch))
+
+        t0 = time.perf_counter()
+        step()
+        out["first_step_ms"] = round((time.perf_counter() - t0) * 1e3, 1)
+        out["loadavg1_before"] = loadavg1()
+        times = time_loop(step, args.warmup, args.steps)
+        out["loadavg1_after"] = loadavg1()
+        out.update(timing_summary(times, args.batch, args.threads))
+        out["tokens_per_s"] = round((out["encoder_len"] + args.targets_len) * args.batch
+                                    / statistics.median(w for w, _ in times), 1)
+    elif mode == "prompt_generate":
+        from prompt_tuning import decoding
+
+        out["trainable_params"] = args.prompt_len * args.d_model
+        # An EOS id outside the vocabulary is never the argmax: every row decodes targets_len tokens.
+        never_eos = args.vocab
+
+        def generate(p, tokens):
+            encoded, mask = model.apply({"params": p}, tokens, method=Transformer.encode)
+            fn = decoding.make_tokens_to_logits(model, p, encoded, mask)
+            return decoding.greedy_decode(fn, tokens.shape[0], args.targets_len, eos_id=never_eos)
+
+        t0 = time.perf_counter()
+        compiled = jax.jit(generate).lower(params, batch["encoder_input_tokens"]).compile()
+        out["compile_s"] = round(time.perf_counter() - t0, 2)
+        out.update(memory_analysis(compiled))
+        shapes = []
+
+        def step():
+            res = jax.block_until_ready(compiled(params, batch["encoder_input_tokens"]))
+            shapes.append(list(res.tokens.shape))
+
+        t0 = time.perf_counter()
+        step()
+        out["first_step_ms"] = round((time.perf_counter() - t0) * 1e3, 1)
+        out["loadavg1_before"] = loadavg1()
+        times = time_loop(step, args.warmup, args.steps)
+        out["loadavg1_after"] = loadavg1()
+        out.update(timing_summary(times, args.batch, args.threads))
+        out["generated_shape"] = shapes[-1]
+        out["kv_cache"] = False
+    else:
+        raise ValueError(mode)
+
+    out["peak_rss_mib"] = round(peak_rss_mib(), 1)
+    return out
+
+
+# --------------------------------------------------------------------------------------------- driver
+
+
+def versions() -> dict:
+    import flax
+    import jax
+    import jaxlib
+    import optax
+
+    return {
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "flax": flax.__version__,
+        "optax": optax.__version__,
+        "backend": jax.default_backend(),
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+    }
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args._child:
+        limit_cpus(args.threads)
+        print("__RESULT__" + json.dumps(run_mode(args._child, args)), flush=True)
+        return
+
+    modes = args.modes.split(",")
+    results: dict = {}
+    if args.in_process:
+        limit_cpus(args.threads)
+    for mode in modes:
+        t0 = time.perf_counter()
+        if args.in_process:
+            r = run_mode(mode, args)
+        else:
+            child_argv = list(argv if argv is not None else sys.argv[1:])
+            cmd = [sys.executable, os.path.abspath(__file__), *child_argv, "--_child", mode]
+            cp = subprocess.run(cmd, capture_output=True, text=True)
+            lines = [l for l in cp.stdout.splitlines() if l.startswith("__RESULT__")]
+            if cp.returncode != 0 or not lines:
+                r = {"mode": mode, "error": (cp.stderr or cp.stdout)[-2000:], "returncode": cp.returncode}
+            else:
+                r = json.loads(lines[-1][len("__RESULT__"):])
+        r["mode_wall_s"] = round(time.perf_counter() - t0, 1)
+        results[mode] = r
+        print(f"[prompt_bench] {mode}: done in {r['mode_wall_s']} s", file=sys.stderr, flush=True)
+
+    record = {
+        "bench": "prompt_tuning_jax_t5",
+        "versions": versions(),
+        "config": {k: v for k, v in vars(args).items() if not k.startswith("_")},
+        "results": results,
+    }
+    line = json.dumps(record)
+    print(line)
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            f.write(line + "\n")
+
+
+if __name__ == "__main__":
+    # Make `prompt_tuning` importable when run as a script from a checkout.
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    main()
