@@ -150,6 +150,20 @@ def time_loop(fn, warmup: int, steps: int) -> list[tuple[float, float]]:
     return times
 
 
+def measure(step, out: dict, args, tokens: bool = True) -> None:
+    """Times `step` (first call, warm-up, timed steps) into `out`, with the load around it."""
+    t0 = time.perf_counter()
+    step()
+    out["first_step_ms"] = round((time.perf_counter() - t0) * 1e3, 1)
+    out["loadavg1_before"] = loadavg1()
+    times = time_loop(step, args.warmup, args.steps)
+    out["loadavg1_after"] = loadavg1()
+    out.update(timing_summary(times, args.batch, args.threads))
+    if tokens:
+        out["tokens_per_s"] = round((out["encoder_len"] + args.targets_len) * args.batch
+                                    / statistics.median(w for w, _ in times), 1)
+
+
 def tree_bytes(tree) -> int:
     import jax
 
@@ -253,15 +267,7 @@ def run_mode(mode: str, args) -> dict:
             losses.append(float(metrics["loss"] / metrics["num_tokens"]))  # per token, like the peer's mean
             holder["state"] = s
 
-        t0 = time.perf_counter()
-        step()
-        out["first_step_ms"] = round((time.perf_counter() - t0) * 1e3, 1)
-        out["loadavg1_before"] = loadavg1()
-        times = time_loop(step, args.warmup, args.steps)
-        out["loadavg1_after"] = loadavg1()
-        out.update(timing_summary(times, args.batch, args.threads))
-        out["tokens_per_s"] = round((out["encoder_len"] + args.targets_len) * args.batch
-                                    / statistics.median(w for w, _ in times), 1)
+        measure(step, out, args)
         out["loss_first"] = round(losses[0], 4)
         out["loss_last"] = round(losses[-1], 4)
         out["loss_is_per_token"] = True
@@ -276,15 +282,7 @@ def run_mode(mode: str, args) -> dict:
         def step():
             jax.block_until_ready(compiled(params, batch))
 
-        t0 = time.perf_counter()
-        step()
-        out["first_step_ms"] = round((time.perf_counter() - t0) * 1e3, 1)
-        out["loadavg1_before"] = loadavg1()
-        times = time_loop(step, args.warmup, args.steps)
-        out["loadavg1_after"] = loadavg1()
-        out.update(timing_summary(times, args.batch, args.threads))
-        out["tokens_per_s"] = round((out["encoder_len"] + args.targets_len) * args.batch
-                                    / statistics.median(w for w, _ in times), 1)
+        measure(step, out, args)
     elif mode == "prompt_generate":
         from prompt_tuning import decoding
 
@@ -307,13 +305,7 @@ def run_mode(mode: str, args) -> dict:
             res = jax.block_until_ready(compiled(params, batch["encoder_input_tokens"]))
             shapes.append(list(res.tokens.shape))
 
-        t0 = time.perf_counter()
-        step()
-        out["first_step_ms"] = round((time.perf_counter() - t0) * 1e3, 1)
-        out["loadavg1_before"] = loadavg1()
-        times = time_loop(step, args.warmup, args.steps)
-        out["loadavg1_after"] = loadavg1()
-        out.update(timing_summary(times, args.batch, args.threads))
+        measure(step, out, args, tokens=False)
         out["generated_shape"] = shapes[-1]
         out["kv_cache"] = False
     else:
