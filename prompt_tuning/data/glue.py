@@ -17,8 +17,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from prompt_tuning.data import glue_text, metrics, postprocessors, vocab
-from prompt_tuning.data.text_tasks import (VARIANTS, TextTask, add_mixture, output_features,
-                                           register_tasks, task_indices)
+from prompt_tuning.data.text_tasks import TextTask, register_family, task_indices
 
 # TFDS config order; the MNLI evaluation sets and AX are cast as MNLI.
 CONFIGS = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "mnli_mismatched", "mnli_matched",
@@ -86,9 +85,6 @@ MNLI_AND_DEV = ("glue_mnli_v002", "glue_mnli_mismatched_v002", "glue_mnli_matche
 def register(vocabulary: Any = None) -> None:
     """Registers the GLUE tasks in every variant and, per variant, their mixtures
     (`{prefix}glue_v002_proportional`, `{prefix}glue_mnli_and_dev_v002`)."""
-    register_tasks(TASKS, output_features(vocabulary or vocab.get_vocabulary()))
-    for prefix in VARIANTS:
-        add_mixture(f"{prefix}glue_v002_proportional",
-                    {prefix + name: rate for name, rate in PROPORTIONAL_RATES.items()})
-        add_mixture(f"{prefix}glue_mnli_and_dev_v002",
-                    {prefix + name: 1.0 for name in MNLI_AND_DEV})
+    register_family(TASKS, vocabulary or vocab.get_vocabulary(),
+                    {"glue_v002_proportional": PROPORTIONAL_RATES,
+                     "glue_mnli_and_dev_v002": dict.fromkeys(MNLI_AND_DEV, 1.0)})

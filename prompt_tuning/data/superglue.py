@@ -21,8 +21,8 @@ import dataclasses
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from prompt_tuning.data import glue_text, metrics, postprocessors, record, vocab, wsc
-from prompt_tuning.data.text_tasks import (VARIANTS, Preprocessor, TextTask, add_mixture, output_features,
-                                           register_tasks, task_indices)
+from prompt_tuning.data.text_tasks import (Preprocessor, TextTask, register_family,
+                                           task_indices)
 
 # ------------------------------------------------------------------ the SuperGLUE tasks
 # TFDS config order; T5 uses wsc.fixed (not wsc) and casts the diagnostics AX-b/AX-g as RTE.
@@ -102,9 +102,6 @@ WSC_AND_DEV = ("super_glue_wsc_v102_simple_train", "super_glue_wsc_v102_simple_e
 def register(vocabulary: Any = None) -> None:
     """Registers the SuperGLUE tasks in every variant and, per variant, their mixtures
     (`{prefix}super_glue_v102_proportional`, `{prefix}super_glue_wsc_and_dev_v102_simple`)."""
-    register_tasks(TASKS, output_features(vocabulary or vocab.get_vocabulary()))
-    for prefix in VARIANTS:
-        add_mixture(f"{prefix}super_glue_v102_proportional",
-                    {prefix + name: rate for name, rate in PROPORTIONAL_RATES.items()})
-        add_mixture(f"{prefix}super_glue_wsc_and_dev_v102_simple",
-                    {prefix + name: 1.0 for name in WSC_AND_DEV})
+    register_family(TASKS, vocabulary or vocab.get_vocabulary(),
+                    {"super_glue_v102_proportional": PROPORTIONAL_RATES,
+                     "super_glue_wsc_and_dev_v102_simple": dict.fromkeys(WSC_AND_DEV, 1.0)})

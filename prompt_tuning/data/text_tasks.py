@@ -102,3 +102,13 @@ def add_mixture(name: str, rates: Mapping[str, float]) -> None:
     """A mixture of registered tasks (task name -> rate); replaces an earlier one of that name."""
     seqio.MixtureRegistry.remove(name)
     seqio.MixtureRegistry.add(name, list(rates.items()))
+
+
+def register_family(tasks: Sequence[TextTask], vocabulary: Any,
+                    mixtures: Mapping[str, Mapping[str, float]]) -> None:
+    """Registers `tasks` in every variant and, per variant prefix, each mixture
+    (name -> {task name: rate}), e.g. `taskless_super_glue_v102_proportional`."""
+    register_tasks(tasks, output_features(vocabulary))
+    for prefix in VARIANTS:
+        for name, rates in mixtures.items():
+            add_mixture(prefix + name, {prefix + task: rate for task, rate in rates.items()})
