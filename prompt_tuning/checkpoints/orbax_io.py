@@ -41,6 +41,16 @@ def tree_metadata(directory: str) -> PyTree:
     return metadata.tree
 
 
+def _restore(directory: str, args: Any) -> PyTree:
+    """A partial PyTree restore; any failure to read is a one-line CheckpointError."""
+    ocp = _ocp()
+    try:
+        return ocp.Checkpointer(ocp.PyTreeCheckpointHandler()).restore(epath.Path(directory),
+                                                                        args=args)
+    except Exception as e:  # see tree_metadata
+        raise _damaged(directory, e) from e
+
+
 def flat_shapes(tree: Mapping[str, Any]) -> dict[str, jax.ShapeDtypeStruct]:
     """{'/'-joined path: ShapeDtypeStruct} for the array leaves of a metadata tree."""
     flat = traverse_util.flatten_dict(dict(tree), sep="/")
@@ -73,11 +83,7 @@ def restore_arrays(directory: str, shapes: Mapping[str, jax.ShapeDtypeStruct],
     args = ocp.args.PyTreeRestore(item=traverse_util.unflatten_dict(targets),
                                   restore_args=traverse_util.unflatten_dict(restore_args),
                                   partial_restore=True)
-    try:
-        restored = ocp.Checkpointer(ocp.PyTreeCheckpointHandler()).restore(
-            epath.Path(directory), args=args)
-    except Exception as e:  # see tree_metadata
-        raise _damaged(directory, e) from e
+    restored = _restore(directory, args)
     flat = traverse_util.flatten_dict(restored)
     return {path: flat[tuple(f"{prefix}/{path}".strip("/").split("/"))] for path in shapes}
 
@@ -90,9 +96,5 @@ def restore_numpy(directory: str, path: str) -> np.ndarray:
         item=traverse_util.unflatten_dict({key: np.zeros(())}),
         restore_args=traverse_util.unflatten_dict({key: ocp.RestoreArgs(restore_type=np.ndarray)}),
         partial_restore=True)
-    try:
-        restored = ocp.Checkpointer(ocp.PyTreeCheckpointHandler()).restore(
-            epath.Path(directory), args=args)
-    except Exception as e:  # see tree_metadata
-        raise _damaged(directory, e) from e
+    restored = _restore(directory, args)
     return np.asarray(traverse_util.flatten_dict(restored)[key])

@@ -60,12 +60,16 @@ def _read(manager: ocp.CheckpointManager, step: int, args: Any) -> Any:
     try:
         return manager.restore(step, args=args)
     except Exception as e:  # pylint: disable=broad-except
-        detail = _first_line(e)
-        where = os.path.join(str(manager.directory), str(step))
-        raise CorruptCheckpointError(
-            f"checkpoint {where} cannot be read (corrupt or truncated?); delete that step "
-            f"directory to go back to an earlier checkpoint, or choose a new MODEL_DIR. "
-            f"orbax says: {detail}") from e
+        raise _corrupt(manager, step, e) from e
+
+
+def _corrupt(manager: ocp.CheckpointManager, step: int, error: BaseException
+             ) -> CorruptCheckpointError:
+    where = os.path.join(str(manager.directory), str(step))
+    return CorruptCheckpointError(
+        f"checkpoint {where} cannot be read (corrupt or truncated?); delete that step "
+        f"directory to go back to an earlier checkpoint, or choose a new MODEL_DIR. "
+        f"orbax says: {_first_line(error)}")
 
 
 def _writable(directory: str) -> bool:
@@ -140,9 +144,7 @@ def _local_target(manager: ocp.CheckpointManager, step: int, item: str) -> Any:
     try:
         metadata = manager.item_metadata(step)[item]
     except Exception as e:  # pylint: disable=broad-except
-        raise CorruptCheckpointError(
-            f"checkpoint {os.path.join(str(manager.directory), str(step))} cannot be read "
-            f"(corrupt or truncated?): {_first_line(e)}") from e
+        raise _corrupt(manager, step, e) from e
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     tree = getattr(metadata, "tree", metadata)
     return jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree)
