@@ -12,7 +12,6 @@ import time
 from typing import Any, Callable, Optional
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
@@ -61,10 +60,6 @@ def _check_vocabulary(task_names, frozen) -> None:
 
     for name in task_names:
         tasks.check_vocabulary(name, frozen.vocabulary)
-
-
-def _all_finite(params) -> jax.Array:
-    return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(params)]))
 
 
 def _load_sharded(model: model_setup.ModelConfig, mesh, rules
@@ -179,7 +174,6 @@ def train(*, model_dir: str, train_dataset: datasets.DatasetConfig,
     train_step = partitioning_lib.jit_train_step(
         step_lib.make_train_step(net, tx, loss), mesh, partitioning_lib.state_shardings(state, mesh),
         frozen_shardings, partitioning_lib.batch_sharding(mesh), rules)
-    all_finite = jax.jit(_all_finite)
 
     def run_eval(step: int) -> dict:
         metrics = task_evaluator.evaluate(trainable.merge(state.params, frozen_params), step)
@@ -207,7 +201,7 @@ def train(*, model_dir: str, train_dataset: datasets.DatasetConfig,
             loss_value = float(metrics["loss"])
             # The loss is that of the old prompt; the updated prompt is checked as well, so a
             # checkpoint never holds a non-finite one.
-            if not math.isfinite(loss_value) or not bool(all_finite(new_state.params)):
+            if not math.isfinite(loss_value) or not bool(metrics["params_finite"]):
                 what = (f"loss became {loss_value}" if not math.isfinite(loss_value)
                         else "the update made the prompt non-finite")
                 last = runs.latest_step()

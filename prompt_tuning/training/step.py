@@ -72,7 +72,11 @@ def make_train_step(model: Transformer, optimizer: optax.GradientTransformation,
         (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        metrics = {**metrics, "loss": loss, "grad_norm": optax.global_norm(grads)}
+        # Checked here, in the step's own computation, so the loop needs no second device call
+        # to know whether a checkpoint of the new params would be sound.
+        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(params)]))
+        metrics = {**metrics, "loss": loss, "grad_norm": optax.global_norm(grads),
+                   "params_finite": finite}
         return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
     return train_step
