@@ -19,6 +19,8 @@ from typing import Callable, Sequence
 
 import gin
 
+from prompt_tuning import atomic_write
+
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 _KIND_ORDER = ("models/", "prompts/", "runs/")
 
@@ -149,13 +151,8 @@ def _one_line(error: BaseException) -> str:
 
 
 def save_operative_config(model_dir: str, name: str = "config.gin") -> str:
-    os.makedirs(model_dir, exist_ok=True)
-    path = os.path.join(model_dir, name)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(gin.operative_config_str())
-    os.replace(tmp, path)
-    return path
+    return atomic_write.write_text_atomically(os.path.join(model_dir, name),
+                                              gin.operative_config_str())
 
 
 def run_cli(main: Callable[[], None]) -> None:

@@ -24,13 +24,12 @@ import dataclasses
 import json
 import os
 import sys
-import tempfile
 from typing import Any, Iterator, NamedTuple, Optional, Sequence
 
 import numpy as np
 from absl import flags
 
-from prompt_tuning import gin_launch
+from prompt_tuning import atomic_write, gin_launch
 
 PAD_ID = 0
 EOS_ID = 1
@@ -265,20 +264,9 @@ def score_examples(loaded: Any, examples: Sequence[Example], prompt: Optional[np
 # --------------------------------------------------------------------------------------------
 
 def write_jsonl_atomically(records: Sequence[dict], path: str) -> None:
-    """Writes one JSON line per record to a temporary sibling, then renames it to `path`."""
+    """One JSON line per record at `path`, complete or not at all."""
     check_output_path(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".score-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            for record in records:
-                f.write(json.dumps(record) + "\n")
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the scores from other users.
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write.write_text_atomically(path, "".join(json.dumps(r) + "\n" for r in records))
 
 
 def _load_vocabulary(path: Optional[str]) -> Optional[Any]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from typing import Any, Mapping, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from prompt_tuning import atomic_write
 from prompt_tuning.evaluation import evaluator as evaluator_lib
 from prompt_tuning.evaluation import predictors
 from prompt_tuning.training import datasets, model_setup
@@ -53,15 +53,6 @@ def _prompted(frozen: model_setup.FrozenModel, prompt: np.ndarray):
     return model, params
 
 
-def _write_atomically(text: str, path: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def evaluate(*, model: model_setup.ModelConfig, eval_config: evaluator_lib.EvalConfig,
              task_feature_lengths: Mapping[str, int], output_dir: str,
              prompt_file: Optional[str] = None, model_dir: Optional[str] = None,
@@ -80,7 +71,8 @@ def evaluate(*, model: model_setup.ModelConfig, eval_config: evaluator_lib.EvalC
     score = evaluator_lib.selection_score(metrics, eval_config.metric)
     result = {"prompt": source, "split": eval_config.split, "mode": eval_config.mode,
               "metrics": metrics, "score": score}
-    _write_atomically(json.dumps(result, indent=2), os.path.join(output_dir, "eval_results.json"))
+    atomic_write.write_text_atomically(os.path.join(output_dir, "eval_results.json"),
+                                       json.dumps(result, indent=2))
     return result
 
 
@@ -111,7 +103,7 @@ def infer(*, model: model_setup.ModelConfig, dataset: datasets.DatasetConfig, ou
                 break
         if num_examples is not None and len(lines) >= num_examples:
             break
-    _write_atomically("".join(line + "\n" for line in lines), output_file)
+    atomic_write.write_text_atomically(output_file, "".join(line + "\n" for line in lines))
     return len(lines)
 
 

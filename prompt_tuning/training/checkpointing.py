@@ -35,6 +35,7 @@ from typing import Any, Mapping, Optional, Union
 import jax
 import orbax.checkpoint as ocp
 
+from prompt_tuning import atomic_write
 from prompt_tuning.training.step import TrainState
 
 PyTree = Any
@@ -127,12 +128,10 @@ def check_model_dir(model_dir: str, run_description: Mapping[str, Any]) -> None:
 
 def write_run_file(model_dir: str, run_description: Mapping[str, Any]) -> None:
     """Writes MODEL_DIR/run.json atomically (a killed run leaves the old file or the new one)."""
-    os.makedirs(model_dir, exist_ok=True)
     path = os.path.join(model_dir, RUN_FILE)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(dict(run_description), f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    # A fixed temporary name: check_model_dir recognises it as this run's own leftover.
+    atomic_write.write_text_atomically(
+        path, json.dumps(dict(run_description), indent=2, sort_keys=True), tmp=path + ".tmp")
 
 
 def _local_target(manager: ocp.CheckpointManager, step: int, item: str) -> Any:
