@@ -211,6 +211,7 @@ def run_mode(mode: str, args) -> dict:
 
     from prompt_tuning.model import Transformer, init_params, param_count
     from prompt_tuning.prompts import Prompt
+    from prompt_tuning import runtime
     from prompt_tuning.training import optim, step as step_lib, trainable
 
     out: dict = {"mode": mode, "cpus": sorted(os.sched_getaffinity(0))}
@@ -273,7 +274,7 @@ def run_mode(mode: str, args) -> dict:
         out["loss_is_per_token"] = True
     elif mode in ("prompt_infer", "base_infer"):
         out["trainable_params"] = args.prompt_len * args.d_model if prompt else total
-        jitted = jax.jit(step_lib.make_score_step(model))
+        jitted = jax.jit(runtime.make_score_step(model))
         t0 = time.perf_counter()
         compiled = jitted.lower(params, batch).compile()
         out["compile_s"] = round(time.perf_counter() - t0, 2)

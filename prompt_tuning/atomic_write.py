@@ -1,18 +1,76 @@
-"""Writing a file so that it appears complete or not at all (run.json, config.gin, JSONL outputs).
+"""Writing files and directories so that they appear complete or not at all.
 
-The text goes to a temporary sibling (same filesystem), is flushed to disk, and is renamed over
-the destination; on any failure the temporary file is removed and the destination is untouched.
+Everything that leaves the package through the file system goes through here: run.json,
+config.gin, eval results, infer/score outputs, exported prompts, converted checkpoints.
+
+* A file is written to a temporary sibling (same filesystem), flushed to disk, made 0644 and
+  renamed over the destination. `write_files_atomically` commits several files that belong
+  together (a prompt `.npy` and its metadata JSON) only once all of them are written.
+* A directory is built in `<path>.tmp-<random>` (`atomic_directory`) and renamed into place when
+  complete; an existing destination is removed only after the new one is in place.
+On any failure the temporaries are removed and the destination is untouched.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+import shutil
+import stat
 import tempfile
-from typing import Optional
+from typing import Iterator, Mapping, Optional, Union
+
+from prompt_tuning import errors
+
+Data = Union[str, bytes]
+# Files we publish are readable by everyone, as files created under a usual umask are;
+# mkstemp's 0600 would hide a prompt or a checkpoint from the other users of a shared machine.
+PUBLIC_FILE_MODE = 0o644
 
 
-def write_text_atomically(path: str, text: str, tmp: Optional[str] = None) -> str:
-    """Writes `text` to `path` atomically (mode 0644); returns `path`.
+def _temporary_file(path: str, data: Data, tmp: Optional[str] = None) -> str:
+    """Writes `data` next to `path` under a temporary name (or `tmp`); returns that name."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    if tmp is None:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.tmp-")
+    else:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PUBLIC_FILE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode() if isinstance(data, str) else data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, PUBLIC_FILE_MODE)
+    except BaseException:
+        _remove(tmp)
+        raise
+    return tmp
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def write_files_atomically(contents: Mapping[str, Data]) -> None:
+    """Writes every `{path: text or bytes}`; the renames happen only once all are written."""
+    temporaries: list[tuple[str, str]] = []
+    try:
+        for path, data in contents.items():
+            temporaries.append((_temporary_file(path, data), path))
+        for tmp, path in temporaries:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in temporaries:
+            _remove(tmp)
+
+
+def write_text_atomically(path: str, text: Data, tmp: Optional[str] = None) -> str:
+    """Writes `text` (or bytes) to `path` atomically (mode 0644); returns `path`.
 
     Args:
       path: the destination; its directory is created if missing.
@@ -20,22 +78,67 @@ def write_text_atomically(path: str, text: str, tmp: Optional[str] = None) -> st
       tmp: a fixed temporary name, for callers that must recognise a leftover of a killed write
         (MODEL_DIR's `run.json.tmp`); default: a unique `.<name>.tmp-*` sibling.
     """
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
     if tmp is None:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.tmp-")
-        handle = os.fdopen(fd, "w")
-    else:
-        handle = open(tmp, "w")  # pylint: disable=consider-using-with
+        write_files_atomically({path: text})
+        return path
+    written = _temporary_file(path, text, tmp)
     try:
-        with handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from other users
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        os.replace(written, path)
+    finally:
+        _remove(written)
     return path
+
+
+def make_public(directory: str) -> None:
+    """Gives every file below `directory` mode 0644 (some writers create 0600 files)."""
+    for root, _, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(root, name)
+            if stat.S_IMODE(os.stat(path).st_mode) != PUBLIC_FILE_MODE:
+                os.chmod(path, PUBLIC_FILE_MODE)
+
+
+def check_destination(path: str, overwrite: bool, what: str = "the output",
+                      error: type[errors.UserError] = errors.UserError) -> None:
+    """Refuses a file where a directory goes, or a non-empty directory unless `overwrite`."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise error(f"{what} {path} exists and is a file; give a directory path.")
+    if os.path.isdir(path) and os.listdir(path) and not overwrite:
+        raise error(f"{what} {path} exists and is not empty; pass overwrite=True (--overwrite) "
+                    "to replace it.")
+
+
+def _replace_dir(tmp: str, path: str) -> None:
+    """Renames the finished `tmp` to `path`; an existing `path` is removed only afterwards."""
+    if os.path.isdir(path) and os.listdir(path):
+        old = f"{path}.old-{secrets.token_hex(4)}"
+        os.rename(path, old)
+        os.rename(tmp, path)
+        shutil.rmtree(old)
+    else:
+        if os.path.isdir(path):
+            os.rmdir(path)
+        os.rename(tmp, path)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str) -> Iterator[str]:
+    """Yields an empty temporary directory next to `path`; renamed to `path` on success.
+
+        with atomic_directory("/models/base") as tmp:
+            write_everything_into(tmp)
+
+    Files inside are made 0644 before the rename. On an exception the temporary directory is
+    removed and `path` (if it existed) is left as it was.
+    """
+    final = os.path.abspath(path)
+    os.makedirs(os.path.dirname(final), exist_ok=True)
+    tmp = f"{final}.tmp-{secrets.token_hex(4)}"
+    os.makedirs(tmp)
+    try:
+        yield tmp
+        make_public(tmp)
+        _replace_dir(tmp, final)
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)

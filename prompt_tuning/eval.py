@@ -7,32 +7,31 @@ r"""Evaluates a prompt on a task's dev split with the task's metrics, T5X style.
     --gin.TASK_FEATURE_LENGTHS="{'inputs': 512, 'targets': 8}" --gin.EVAL_OUTPUT_DIR="'/evals/rte'"
 
 The prompt comes from PROMPT_FILE (an exported .npy or PEFT adapter) or, without it, from
-MODEL_DIR's best (or CHECKPOINT_STEP) checkpoint.
+MODEL_DIR's best (or CHECKPOINT_STEP) checkpoint. The results are written to
+EVAL_OUTPUT_DIR/eval_results.json.
 """
 
 from __future__ import annotations
 
-import sys
+from typing import Sequence
 
-from prompt_tuning import gin_launch
-from prompt_tuning import train as train_cli
+from prompt_tuning import cli
+from prompt_tuning.cli import gin_config
 
 
-def main(argv: list[str]) -> None:
-    import gin  # pylint: disable=import-outside-toplevel
-
+def main(argv: Sequence[str]) -> None:
     from prompt_tuning.evaluation import jobs  # pylint: disable=import-outside-toplevel
 
-    train_cli.parse_flags(argv)
-    evaluate_using_gin = gin.configurable(jobs.evaluate)
-    gin_launch.parse(train_cli.FLAGS.gin_file, train_cli.FLAGS.gin_bindings,
-                     train_cli.FLAGS.gin_search_paths)
-    result = evaluate_using_gin()
+    values = cli.parse_flags(gin_config.rewrite_gin_args(argv), gin_config.define_flags, __doc__)
+    gin_config.apply_flags(values)
+    config = gin_config.build(jobs.EvalJobConfig)
+    result = jobs.evaluate(config)
     for task, metrics in result["metrics"].items():
         print(f"{task} ({result['split']}, {result['mode']}): "
               + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
     print(f"prompt: {result['prompt']}")
+    print(f"wrote {config.output_dir}/{jobs.RESULTS_FILE}")
 
 
 if __name__ == "__main__":
-    gin_launch.run_cli(lambda: main(sys.argv))
+    cli.run(main)

@@ -5,42 +5,52 @@ r"""Exports a trained prompt as `.npy` (+ metadata JSON) or as a PEFT adapter di
   python -m prompt_tuning.export_prompt --prompt=/prompts/rte.npy --format=peft --output=/prompts/rte_peft
 
 From a run (`--model_dir`, `--step` = best (default), latest or a step number) or converting an
-existing prompt file (`--prompt`: .npy, PEFT adapter, or one of our exports).
+existing prompt file (`--prompt`: .npy, PEFT adapter, or one of our exports). The metadata
+records the exported step's own dev metric (null for a step that was never evaluated).
 """
 
 from __future__ import annotations
 
-import sys
+from typing import Sequence
 
 from absl import flags
 
-from prompt_tuning import gin_launch
-from prompt_tuning.export import export, prompt_from_file, prompt_from_run
-
-FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", None, "a training run's MODEL_DIR.")
-flags.DEFINE_string("step", "best", "best, latest, or a step number (with --model_dir).")
-flags.DEFINE_string("prompt", None, "an existing prompt file or directory to convert.")
-flags.DEFINE_enum("format", "npy", ["npy", "peft"], "output format.")
-flags.DEFINE_string("output", None, "output .npy path (npy) or directory (peft).")
-flags.DEFINE_bool("overwrite", False, "replace an existing output.")
+from prompt_tuning import cli, errors
 
 
-def main(argv: list[str]) -> None:
-    FLAGS(argv)
-    if bool(FLAGS.model_dir) == bool(FLAGS.prompt):
-        raise ValueError("give exactly one of --model_dir (a training run) or --prompt (a file).")
-    if not FLAGS.output:
-        raise ValueError("--output is required.")
-    if FLAGS.model_dir:
-        prompt, metadata = prompt_from_run(FLAGS.model_dir, FLAGS.step)
+def define_flags(values: flags.FlagValues) -> None:
+    flags.DEFINE_string("model_dir", None, "a training run's MODEL_DIR.", flag_values=values)
+    flags.DEFINE_string("step", "best", "best, latest, or a step number (with --model_dir).",
+                        flag_values=values)
+    flags.DEFINE_string("prompt", None, "an existing prompt file or directory to convert.",
+                        flag_values=values)
+    flags.DEFINE_enum("format", "npy", ["npy", "peft"], "output format.", flag_values=values)
+    flags.DEFINE_string("output", None, "output .npy path (npy) or directory (peft).",
+                        flag_values=values)
+    flags.DEFINE_bool("overwrite", False, "replace an existing output.", flag_values=values)
+
+
+def main(argv: Sequence[str]) -> None:
+    from prompt_tuning.export import (check_step, export,  # pylint: disable=import-outside-toplevel
+                                      prompt_from_file, prompt_from_run)
+
+    values = cli.parse_flags(argv, define_flags, __doc__)
+    if bool(values.model_dir) == bool(values.prompt):
+        raise errors.UsageError("give exactly one of --model_dir (a training run) or --prompt "
+                                "(a file).")
+    if not values.output:
+        raise errors.UsageError("--output is required.")
+    check_step(values.step)
+    if values.model_dir:
+        prompt, metadata = prompt_from_run(values.model_dir, values.step)
     else:
-        prompt, metadata = prompt_from_file(FLAGS.prompt)
-    path = export(prompt, metadata, FLAGS.format, FLAGS.output, FLAGS.overwrite)
+        prompt, metadata = prompt_from_file(values.prompt)
+    path = export(prompt, metadata, values.format, values.output, values.overwrite)
+    metric = metadata.get("dev_metric")
     print(f"exported prompt [{prompt.shape[0]}, {prompt.shape[1]}] "
-          f"(step {metadata.get('step')}, dev metric {metadata.get('dev_metric')}) "
-          f"as {FLAGS.format} to {path}")
+          f"(step {metadata.get('step')}, dev metric "
+          f"{'not evaluated' if metric is None else f'{metric:.2f}'}) as {values.format} to {path}")
 
 
 if __name__ == "__main__":
-    gin_launch.run_cli(lambda: main(sys.argv))
+    cli.run(main)

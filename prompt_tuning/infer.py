@@ -6,28 +6,27 @@ r"""Decodes a split with a prompt and writes JSONL predictions, T5X style.
     --gin.MIXTURE_OR_TASK_NAME="'taskless_super_glue_rte_v102'" \
     --gin.TASK_FEATURE_LENGTHS="{'inputs': 512, 'targets': 8}" \
     --gin.INFER_OUTPUT_FILE="'/out/rte_test.jsonl'" --gin.SPLIT="'test'"
+
+Each output line is {"inputs": ..., "prediction": ..., "targets": ...} (text).
 """
 
 from __future__ import annotations
 
-import sys
+from typing import Sequence
 
-from prompt_tuning import gin_launch
-from prompt_tuning import train as train_cli
+from prompt_tuning import cli
+from prompt_tuning.cli import gin_config
 
 
-def main(argv: list[str]) -> None:
-    import gin  # pylint: disable=import-outside-toplevel
-
+def main(argv: Sequence[str]) -> None:
     from prompt_tuning.evaluation import jobs  # pylint: disable=import-outside-toplevel
 
-    train_cli.parse_flags(argv)
-    infer_using_gin = gin.configurable(jobs.infer)
-    gin_launch.parse(train_cli.FLAGS.gin_file, train_cli.FLAGS.gin_bindings,
-                     train_cli.FLAGS.gin_search_paths)
-    count = infer_using_gin()
-    print(f"wrote {count} predictions to {gin.query_parameter('INFER_OUTPUT_FILE/macro.value')}")
+    values = cli.parse_flags(gin_config.rewrite_gin_args(argv), gin_config.define_flags, __doc__)
+    gin_config.apply_flags(values)
+    config = gin_config.build(jobs.InferJobConfig)
+    count = jobs.infer(config)
+    print(f"wrote {count} predictions to {config.output_file} ({config.decoding.describe()})")
 
 
 if __name__ == "__main__":
-    gin_launch.run_cli(lambda: main(sys.argv))
+    cli.run(main)

@@ -11,19 +11,21 @@ prepared is an error.
 
 from __future__ import annotations
 
-import sys
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from absl import flags
 
-from prompt_tuning import gin_launch
-# Defines --tfds_data_dir (and gin flags); redefining it here would clash when both are imported.
-from prompt_tuning import train  # pylint: disable=unused-import
+from prompt_tuning import cli, errors
+from prompt_tuning.cli import gin_config
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("task", None, "a task or mixture; without it, list every registered name.")
-flags.DEFINE_string("split", "validation", "the split to print examples of.")
-flags.DEFINE_integer("num_examples", 3, "how many examples to print.")
+
+def define_flags(values: flags.FlagValues) -> None:
+    flags.DEFINE_string("task", None, "a task or mixture; without it, list every registered "
+                        "name.", flag_values=values)
+    flags.DEFINE_string("split", "validation", "the split to print examples of.",
+                        flag_values=values)
+    flags.DEFINE_integer("num_examples", 3, "how many examples to print.", flag_values=values)
+    gin_config.define_data_flags(values)
 
 
 def format_mixture(name: str, rates: Iterable[tuple[str, Optional[float]]]) -> str:
@@ -74,29 +76,14 @@ def format_example(example: Mapping[str, Any], feature_names: Iterable[str]) -> 
     return "\n".join(lines)
 
 
-def check_tfds_prepared(task: Any, split: str) -> None:
-    """A TFDS-backed task must have its data prepared (seqio would try to download it)."""
-    import seqio  # pylint: disable=import-outside-toplevel
-    import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
-
-    if not isinstance(task.source, seqio.TfdsDataSource):
-        return
-    dataset, data_dir = task.source.tfds_dataset.get_split_params(split)
-    builder = tfds.builder(dataset, data_dir=data_dir)
-    if not builder.is_prepared():
-        raise FileNotFoundError(
-            f"TFDS dataset {dataset} (task {task.name}) is not prepared in {builder.data_dir}: "
-            f"build it (`tfds build {dataset}`) or point --tfds_data_dir at where it is.")
-
-
 def first_examples(task: Any, split: str, num_examples: int) -> list[dict[str, Any]]:
     """The first `num_examples` preprocessed, tokenized, untruncated examples of `split`."""
     import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
 
-    check_tfds_prepared(task, split)
-    splits = list(task.source.splits or ())
-    if splits and split not in splits:
-        raise ValueError(f"Task {task.name} has no split {split!r}; it has {splits}.")
+    from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel
+
+    tasks.check_split(task.name, split)
+    tasks.check_prepared(task.name, split)
     # No in-memory cache: it would read the whole split to print a few examples.
     dataset = task.get_dataset(sequence_length=None, split=split, shuffle=False,
                                use_cached=False, try_in_mem_cache=False)
@@ -105,12 +92,13 @@ def first_examples(task: Any, split: str, num_examples: int) -> list[dict[str, A
 
 def show_task(name: str, split: str, num_examples: int) -> str:
     """The examples of a task, or, for a mixture, its subtasks (examples come per task)."""
+    from prompt_tuning.data import tensorflow_quiet  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
     import seqio  # pylint: disable=import-outside-toplevel
 
     from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel
 
     if num_examples < 1:
-        raise ValueError(f"--num_examples must be at least 1, got {num_examples}.")
+        raise errors.UsageError(f"--num_examples must be at least 1, got {num_examples}.")
     provider = tasks.get_task_or_mixture(name)
     if isinstance(provider, seqio.Mixture):
         return ("Mixture " + format_mixture(name, _rates(provider))
@@ -124,6 +112,7 @@ def show_task(name: str, split: str, num_examples: int) -> str:
 
 def list_all() -> str:
     """Every registered task and mixture."""
+    from prompt_tuning.data import tensorflow_quiet  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
     import seqio  # pylint: disable=import-outside-toplevel
 
     from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel,unused-import
@@ -132,18 +121,6 @@ def list_all() -> str:
     for name in seqio.MixtureRegistry.names():
         mixtures[name] = _rates(seqio.get_mixture_or_task(name))
     return format_listing(seqio.TaskRegistry.names(), mixtures)
-
-
-def set_tfds_data_dir(path: str) -> None:
-    """Reads TFDS datasets from `path`, which must exist (a typo would otherwise look like
-    missing data, or make TFDS start a download there)."""
-    import os  # pylint: disable=import-outside-toplevel
-
-    import seqio  # pylint: disable=import-outside-toplevel
-
-    if not os.path.isdir(path):
-        raise FileNotFoundError(f"--tfds_data_dir {path} does not exist.")
-    seqio.set_tfds_data_dir_override(path)
 
 
 def _rates(mixture: Any) -> list[tuple[str, Optional[float]]]:
@@ -158,19 +135,15 @@ def _rates(mixture: Any) -> list[tuple[str, Optional[float]]]:
     return rates
 
 
-def main(argv: list[str]) -> None:
+def main(argv: Sequence[str]) -> None:
     """Lists everything, or with --task prints the first examples of --split."""
-    try:
-        FLAGS(argv)
-    except flags.Error as e:  # absl's own errors are not ValueErrors; make them one clear line
-        raise ValueError(str(e)) from e
-    if FLAGS.tfds_data_dir:
-        set_tfds_data_dir(FLAGS.tfds_data_dir)
-    if FLAGS.task:
-        print(show_task(FLAGS.task, FLAGS.split, FLAGS.num_examples))
+    values = cli.parse_flags(argv, define_flags, __doc__)
+    gin_config.apply_data_flags(values)
+    if values.task:
+        print(show_task(values.task, values.split, values.num_examples))
     else:
         print(list_all())
 
 
 if __name__ == "__main__":
-    gin_launch.run_cli(lambda: main(sys.argv))
+    cli.run(main)

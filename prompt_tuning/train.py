@@ -10,43 +10,37 @@ r"""Prompt-tunes a frozen T5, T5X style.
     --gin.CLASS_LABELS="['entailment', 'not_entailment']" \
     --gin.TRAIN_STEPS=30000 --gin.MODEL_DIR="'/runs/rte'"
 
-The resolved config is saved as MODEL_DIR/config.gin.
+The resolved config is saved as MODEL_DIR/config.gin. Killed and started again with the same
+command, a run resumes from its last checkpoint.
 """
 
 from __future__ import annotations
 
-import sys
+from typing import Any, Sequence
 
-from absl import flags
-
-from prompt_tuning import gin_launch
-
-FLAGS = flags.FLAGS
-flags.DEFINE_multi_string("gin_file", [], "gin files (searched in --gin_search_paths and configs/).")
-flags.DEFINE_multi_string("gin_bindings", [], "gin bindings, e.g. 'TRAIN_STEPS = 100'.")
-flags.DEFINE_list("gin_search_paths", [], "extra directories to find gin files in.")
-flags.DEFINE_string("tfds_data_dir", None, "where TFDS datasets are prepared.")
+from prompt_tuning import cli
+from prompt_tuning.cli import gin_config
 
 
-def parse_flags(argv: list[str]) -> None:
-    FLAGS(gin_launch.rewrite_gin_args(argv))
-    if FLAGS.tfds_data_dir:
-        import os  # pylint: disable=import-outside-toplevel
-        import seqio  # pylint: disable=import-outside-toplevel
-        if not os.path.isdir(FLAGS.tfds_data_dir):
-            raise ValueError(f"--tfds_data_dir {FLAGS.tfds_data_dir} does not exist.")
-        seqio.set_tfds_data_dir_override(FLAGS.tfds_data_dir)
-
-
-def main(argv: list[str]) -> None:
-    import gin  # pylint: disable=import-outside-toplevel
-
+def run_training(config: Any) -> dict[str, Any]:
+    """Trains with the dev-set evaluator of `config.evaluation` wired into the loop."""
+    from prompt_tuning.evaluation import task_evaluator  # pylint: disable=import-outside-toplevel
     from prompt_tuning.training import loop  # pylint: disable=import-outside-toplevel
 
-    parse_flags(argv)
-    train_using_gin = gin.configurable(loop.train)
-    gin_launch.parse(FLAGS.gin_file, FLAGS.gin_bindings, FLAGS.gin_search_paths)
-    summary = train_using_gin(on_start=gin_launch.save_operative_config)
+    make_evaluator = None
+    if config.evaluation is not None:
+        lengths = config.train_dataset.task_feature_lengths
+        make_evaluator = lambda model, frozen: task_evaluator(  # noqa: E731
+            config.evaluation, lengths, model, frozen.vocabulary)
+    return loop.train(config, make_evaluator, on_start=gin_config.save_operative_config)
+
+
+def main(argv: Sequence[str]) -> None:
+    from prompt_tuning.training.config import TrainConfig  # pylint: disable=import-outside-toplevel
+
+    values = cli.parse_flags(gin_config.rewrite_gin_args(argv), gin_config.define_flags, __doc__)
+    gin_config.apply_flags(values)
+    summary = run_training(gin_config.build(TrainConfig))
     print_summary(summary)
 
 
@@ -62,4 +56,4 @@ def print_summary(summary: dict) -> None:
 
 
 if __name__ == "__main__":
-    gin_launch.run_cli(lambda: main(sys.argv))
+    cli.run(main)

@@ -26,8 +26,9 @@ import numpy as np
 import optax
 
 from prompt_tuning.checkpoints import huggingface
+from prompt_tuning.data import pipeline
 from prompt_tuning.model import Transformer, init_params, t5_1_1
-from prompt_tuning.training import datasets, step as step_lib, trainable
+from prompt_tuning.training import losses, step as step_lib, trainable
 
 
 def main() -> None:
@@ -46,9 +47,9 @@ def main() -> None:
                      optax.adamw(optax.warmup_cosine_decay_schedule(
                          0.0, args.learning_rate, 200, args.steps), weight_decay=0.0))
     state = step_lib.TrainState.create(params, tx)
-    loss_config = step_lib.LossConfig(loss_normalizing_factor="NUM_REAL_TARGET_TOKENS")
+    loss_config = losses.LossConfig(loss_normalizing_factor="NUM_REAL_TARGET_TOKENS")
     train_step = jax.jit(step_lib.make_train_step(model, tx, loss_config), donate_argnums=(0,))
-    data = datasets.batches(datasets.DatasetConfig(
+    data = pipeline.batches(pipeline.DatasetConfig(
         "builtin_pretrain", {"inputs": 32, "targets": 4}, batch_size=args.batch_size,
         seed=args.seed))
     start = time.time()

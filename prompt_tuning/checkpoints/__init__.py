@@ -9,9 +9,10 @@ Every problem with a checkpoint raises `CheckpointError` (a ValueError) with a o
 """
 
 from prompt_tuning.checkpoints.formats import FORMATS, detect_format
-from prompt_tuning.checkpoints.huggingface import CheckpointError
+from prompt_tuning.errors import CheckpointError
 from prompt_tuning.checkpoints.loader import LoadedCheckpoint, load_checkpoint, open_checkpoint
 from prompt_tuning.checkpoints.orbax_format import save_checkpoint
+from prompt_tuning.errors import CheckpointError
 
 __all__ = ["FORMATS", "CheckpointError", "LoadedCheckpoint", "detect_format", "load_checkpoint",
            "open_checkpoint", "save_checkpoint"]

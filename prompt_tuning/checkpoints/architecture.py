@@ -11,14 +11,12 @@ from __future__ import annotations
 import re
 from typing import Mapping, Optional, Sequence
 
-import flax.linen as nn
 import jax
 from flax import traverse_util
 
-from prompt_tuning.checkpoints.huggingface import CheckpointError
+from prompt_tuning.errors import CheckpointError
 from prompt_tuning.model.config import SIZES, T5Config
-from prompt_tuning.model.network import Transformer
-from prompt_tuning.model.params import init_variables
+from prompt_tuning.model.params import abstract_params
 
 Shapes = Mapping[str, jax.ShapeDtypeStruct]
 _EMBEDDING = "token_embedder/embedding"
@@ -79,11 +77,7 @@ def infer_config(shapes: Shapes, **overrides) -> T5Config:
 
 def expected_shapes(config: T5Config) -> dict[str, tuple[int, ...]]:
     """{path: shape} of `config`'s parameters, without a prompt, computed abstractly."""
-    # Same as model.params.abstract_params, but closing over the module: jax 0.10's eval_shape
-    # rejects a linen Module passed as an argument (it is not a pytree).
-    model = Transformer(config)
-    variables = jax.eval_shape(lambda rng: init_variables(model, rng), jax.random.PRNGKey(0))
-    flat = traverse_util.flatten_dict(nn.meta.unbox(variables)["params"], sep="/")
+    flat = traverse_util.flatten_dict(abstract_params(config), sep="/")
     return {k: tuple(v.shape) for k, v in flat.items()}
 
 

@@ -6,7 +6,8 @@ Accepted paths:
   * the legacy `checkpoint` file itself, or a T5X orbax `state/` directory itself;
   * a directory holding `checkpoint_<step>/` directories (a T5X model dir): the largest step;
   * our orbax format: a directory with `model_config.json` and `params/`;
-  * a Hugging Face directory: `config.json` + `model.safetensors` (or its sharded index).
+  * a Hugging Face directory: `config.json` + `model.safetensors` (or its sharded index);
+  * `builtin:NAME`, a checkpoint shipped in `prompt_tuning/assets/` (e.g. `builtin:tiny_t5`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import os
 import re
 from typing import Optional
 
+from prompt_tuning import paths
 from prompt_tuning.checkpoints import huggingface
-from prompt_tuning.checkpoints.huggingface import CheckpointError
+from prompt_tuning.errors import CheckpointError
 
 T5X_LEGACY = "t5x_legacy"
 T5X_ORBAX = "t5x_orbax"
@@ -73,9 +75,26 @@ def _format_of_dir(path: str) -> Optional[str]:
     return None
 
 
+def builtin_checkpoints() -> list[str]:
+    """Names of the checkpoints shipped with the package (`builtin:<name>`)."""
+    return sorted(d for d in os.listdir(paths.ASSETS_DIR)
+                  if _format_of_dir(os.path.join(paths.ASSETS_DIR, d)) is not None)
+
+
+def _builtin_dir(path: str) -> str:
+    name = path[len(paths.BUILTIN_PREFIX):]
+    if name not in builtin_checkpoints():
+        raise CheckpointError(f"no built-in checkpoint {path!r}; shipped: "
+                              + ", ".join(f"builtin:{n}" for n in builtin_checkpoints()) + ".")
+    return os.path.join(paths.ASSETS_DIR, name)
+
+
 def resolve_checkpoint(path: str) -> tuple[str, str]:
     """(format, directory to read) for any accepted path; CheckpointError otherwise."""
     path = os.fspath(path)
+    if path.startswith(paths.BUILTIN_PREFIX):
+        path = _builtin_dir(path)
+    path = paths.resolve(path)
     if not os.path.exists(path):
         raise CheckpointError(f"checkpoint path {path} does not exist.")
     if os.path.isfile(path):

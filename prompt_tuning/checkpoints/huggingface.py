@@ -12,16 +12,13 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from prompt_tuning.errors import CheckpointError
 from prompt_tuning.model.config import T5Config
 
 PyTree = Any
 CONFIG_FILE = "config.json"
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read as asked; the message names the problem."""
 
 
 def is_hf_checkpoint(path: str) -> bool:

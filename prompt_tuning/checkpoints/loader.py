@@ -23,7 +23,7 @@ from flax import traverse_util
 
 from prompt_tuning.checkpoints import (architecture, formats, huggingface, orbax_format, source,
                                        t5x_legacy, t5x_orbax)
-from prompt_tuning.checkpoints.huggingface import CheckpointError
+from prompt_tuning.errors import CheckpointError
 from prompt_tuning.model.config import T5Config
 
 PyTree = Any

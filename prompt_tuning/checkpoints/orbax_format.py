@@ -15,15 +15,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 from typing import Any, Mapping, Optional
 
 import numpy as np
 from flax import traverse_util
 
-from prompt_tuning.checkpoints import architecture, atomic_dir, orbax_io, source
+from prompt_tuning import atomic_write
+from prompt_tuning.checkpoints import architecture, orbax_io, source
 from prompt_tuning.checkpoints.formats import MODEL_CONFIG_FILE, ORBAX
-from prompt_tuning.checkpoints.huggingface import CheckpointError
+from prompt_tuning.errors import CheckpointError
 from prompt_tuning.model.config import T5Config
 
 PyTree = Any
@@ -103,15 +103,10 @@ def save_checkpoint(params: PyTree, config: T5Config, path: str, prompt: Optiona
     checked against `config` first. An existing non-empty `path` is refused unless `overwrite`.
     """
     path = os.path.abspath(os.fspath(path))
-    atomic_dir.check_destination(path, overwrite)
+    atomic_write.check_destination(path, overwrite, "checkpoint directory", CheckpointError)
     flat, prompt = _split_prompt(params, prompt)
     architecture.check_matches(source.shapes_of(flat), config)
     if prompt is not None:
         architecture.check_prompt(tuple(np.shape(prompt)), config)
-    tmp = atomic_dir.temporary_dir_for(path)
-    try:
+    with atomic_write.atomic_directory(path) as tmp:
         _write(tmp, flat, config, prompt)
-        atomic_dir.replace_dir_atomically(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

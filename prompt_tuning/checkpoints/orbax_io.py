@@ -16,7 +16,7 @@ from etils import epath
 from flax import traverse_util
 
 from prompt_tuning.checkpoints import source
-from prompt_tuning.checkpoints.huggingface import CheckpointError
+from prompt_tuning.errors import CheckpointError
 
 PyTree = Any
 

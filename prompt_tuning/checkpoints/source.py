@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Optional, Protocol
 import jax
 import numpy as np
 
-from prompt_tuning.checkpoints.huggingface import CheckpointError
+from prompt_tuning.errors import CheckpointError
 from prompt_tuning.model.config import T5Config
 
 # The encoder prompt of a reference (google-research/prompt-tuning) T5X checkpoint, under `target/`.

@@ -30,7 +30,7 @@ from flax import serialization
 
 from prompt_tuning.checkpoints import source
 from prompt_tuning.checkpoints.formats import LEGACY_FILE, T5X_LEGACY, step_from_dir_name
-from prompt_tuning.checkpoints.huggingface import CheckpointError
+from prompt_tuning.errors import CheckpointError
 
 _SPEC_KEYS = {"driver", "kvstore"}
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from prompt_tuning.checkpoints import orbax_io, source
 from prompt_tuning.checkpoints.formats import T5X_ORBAX, T5X_STATE_ITEM, step_from_dir_name
-from prompt_tuning.checkpoints.huggingface import CheckpointError
+from prompt_tuning.errors import CheckpointError
 
 _TARGET = "target"
 

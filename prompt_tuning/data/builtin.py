@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import os
 
+# TensorFlow first, quietly: seqio and the code below use it.
+from prompt_tuning.data.tensorflow_quiet import tf
 import seqio
-import tensorflow as tf
 
+from prompt_tuning import paths
 from prompt_tuning.data import metrics, postprocessors, variants, vocab
 
-DATA_DIR = os.path.join(vocab.ASSETS_DIR, "builtin")
+DATA_DIR = os.path.join(paths.ASSETS_DIR, "builtin")
 SPLITS = ("train", "validation", "test")
 COLUMNS = ("idx", "sentence", "sentiment", "topic")
 LABELS = {"sentiment": ("negative", "positive"), "topic": ("food", "music", "sports", "travel")}

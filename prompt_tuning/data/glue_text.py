@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from typing import Callable, Mapping, Sequence
 
-import tensorflow as tf
+# TensorFlow first, quietly: seqio and the code below use it.
+from prompt_tuning.data.tensorflow_quiet import tf
+
 
 Preprocessor = Callable[[tf.data.Dataset], tf.data.Dataset]
 UNLABELED = "<unk>"

@@ -10,8 +10,11 @@ from __future__ import annotations
 import difflib
 from typing import Any, Optional, Sequence
 
+# TensorFlow first, quietly: seqio and the code below use it.
+from prompt_tuning.data.tensorflow_quiet import tf  # noqa: F401
 import seqio
 
+from prompt_tuning import errors
 from prompt_tuning.data import builtin, glue, superglue
 
 _FAMILIES = (builtin, superglue, glue)
@@ -31,14 +34,51 @@ def get_task_or_mixture(name: str) -> Any:
     known = sorted(seqio.TaskRegistry.names()) + sorted(seqio.MixtureRegistry.names())
     close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.6)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
-    raise ValueError(f"Unknown task or mixture {name!r} (MIXTURE_OR_TASK_NAME).{hint} "
-                     "`python -m prompt_tuning.show_tasks` lists them.")
+    raise errors.UsageError(f"Unknown task or mixture {name!r} (MIXTURE_OR_TASK_NAME).{hint} "
+                            "`python -m prompt_tuning.show_tasks` lists them.")
+
+
+def check_split(name: str, split: str) -> None:
+    """Every sub-task of `name` must have the split `split` (SPLIT)."""
+    for task in seqio.get_subtasks(get_task_or_mixture(name)):
+        try:
+            splits = list(task.splits)
+        except Exception:  # pylint: disable=broad-except  # only the data knows: check_prepared
+            continue
+        if split not in splits:
+            close = difflib.get_close_matches(str(split), splits, n=1, cutoff=0.3)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise errors.UsageError(f"Task {task.name!r} has no split {split!r} (SPLIT); it has "
+                                    f"{splits}.{hint}")
 
 
 def get_label_classes(name: str) -> Optional[Sequence[str]]:
     """The label strings of a classification task (for rank classification), else None."""
     task = get_task_or_mixture(name)
     return getattr(getattr(task, "postprocessor", None), "label_classes", None)
+
+
+def check_prepared(name: str, split: str) -> None:
+    """The TFDS data behind every sub-task of `name` must be prepared for `split`: seqio would
+    otherwise start a download (or fail deep inside TFDS) in the middle of a run."""
+    import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+
+    for task in seqio.get_subtasks(get_task_or_mixture(name)):
+        if not isinstance(task.source, seqio.TfdsDataSource):
+            continue
+        dataset, data_dir = task.source.tfds_dataset.get_split_params(split)
+        try:
+            builder = tfds.builder(dataset, data_dir=data_dir)
+            prepared = builder.is_prepared()
+            where = builder.data_dir
+        except Exception as e:  # pylint: disable=broad-except  # unknown version, bad dir, ...
+            raise errors.DataError(f"TFDS dataset {dataset} (task {task.name}) cannot be "
+                                   f"opened: {str(e).strip().splitlines()[0]}") from e
+        if not prepared:
+            raise errors.DataError(
+                f"TFDS dataset {dataset} (task {task.name}) is not prepared in {where}: build it "
+                f"(`tfds build {dataset.split(':')[0]}`) or point --tfds_data_dir at where it "
+                "is.")
 
 
 def check_vocabulary(name: str, vocabulary: Any) -> None:
@@ -48,7 +88,7 @@ def check_vocabulary(name: str, vocabulary: Any) -> None:
     for task in seqio.get_subtasks(get_task_or_mixture(name)):
         for feature_name, feature in task.output_features.items():
             if not vocab.same_vocabulary(feature.vocabulary, vocabulary):
-                raise ValueError(
+                raise errors.UserError(
                     f"Task {task.name!r} tokenizes {feature_name!r} with another vocabulary "
                     f"({getattr(feature.vocabulary, 'sentencepiece_model_file', '?')}) than the "
                     "model's (VOCABULARY_PATH).")

@@ -1,48 +1,27 @@
-"""Runs a predictor over a task's validation split and computes the task's metrics."""
+"""Runs a predictor over a task's dev split and computes the task's metrics (seqio.Evaluator).
+
+`TaskEvaluator` is what the training loop receives (its `Evaluator` protocol) and what the eval
+command runs: `evaluate(params, step) -> {task: {metric: value}}` and `selection_score(metrics)`.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Callable, Mapping, Optional
 
 import jax
 import numpy as np
 
+from prompt_tuning import errors
 from prompt_tuning.evaluation import predictors
+from prompt_tuning.model import Transformer
+from prompt_tuning.runtime import EvalConfig
 
 PyTree = Any
-
-
-@dataclasses.dataclass(frozen=True)
-class EvalConfig:
-    """How the dev set is evaluated.
-
-    Attributes:
-      mixture_or_task_name: None: the training task or mixture (each sub-task is evaluated).
-      split: the dev split.
-      batch_size: examples per predictor call (the last batch is padded).
-      mode: "generate" (decode, then the task's postprocessor and metrics, as T5 does) or
-        "rank" (rank classification: score every label string, pick the best).
-      decoding: greedy or beam search settings for "generate".
-      num_examples: evaluate on the first N examples only (None: all).
-      metric: "task/metric" used to select the best prompt; None: the mean of all metrics
-        (the paper's choice for tasks with several).
-    """
-
-    mixture_or_task_name: Optional[str] = None
-    split: str = "validation"
-    batch_size: int = 32
-    mode: str = "generate"
-    decoding: predictors.DecodingConfig = predictors.DecodingConfig()
-    num_examples: Optional[int] = None
-    metric: Optional[str] = None
-
-    def __post_init__(self):
-        if self.mode not in ("generate", "rank"):
-            raise ValueError(f"EvalConfig.mode must be 'generate' or 'rank', got {self.mode!r}.")
+Metrics = dict[str, dict[str, float]]
 
 
 def _subtasks(name: str) -> list[Any]:
+    from prompt_tuning.data import tensorflow_quiet  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
     import seqio  # pylint: disable=import-outside-toplevel
 
     from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel
@@ -51,15 +30,31 @@ def _subtasks(name: str) -> list[Any]:
             if t.metric_fns or getattr(t, "predict_metric_fns", None)]
 
 
+def selection_score(metrics: Mapping[str, Mapping[str, float]], metric: Optional[str] = None
+                    ) -> float:
+    """One number to select the best prompt on: a named "task/metric", or the mean of all."""
+    if metric is not None:
+        task, _, name = metric.partition("/")
+        if task not in metrics or name not in metrics[task]:
+            available = [f"{t}/{m}" for t, ms in metrics.items() for m in ms]
+            raise errors.UsageError(f"Selection metric {metric!r} was not computed; available: "
+                                    f"{available}.")
+        return float(metrics[task][name])
+    values = [v for ms in metrics.values() for v in ms.values()]
+    return float(np.mean(values)) if values else float("nan")
+
+
 class TaskEvaluator:
     """seqio Evaluators for each sub-task with metrics, sharing one jitted predictor per task."""
 
     def __init__(self, config: EvalConfig, task_feature_lengths: Mapping[str, int],
-                 make_predictor: Callable[[Any], predictors.Predictor]):
+                 make_predictor: Callable[[Any], predictors.Predictor], vocabulary: Any):
+        from prompt_tuning.data import tensorflow_quiet  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
         import seqio  # pylint: disable=import-outside-toplevel
 
         self.config = config
         self.batch_size = config.batch_size
+        self._vocabulary = vocabulary
         self._evaluators = {}
         self._predictors = {}
         for task in _subtasks(config.mixture_or_task_name):
@@ -69,7 +64,8 @@ class TaskEvaluator:
                 logger_cls=(), use_memory_cache=True)
             self._predictors[task.name] = jax.jit(make_predictor(task))
         if not self._evaluators:
-            raise ValueError(f"{config.mixture_or_task_name!r} has no task with metrics to evaluate.")
+            raise errors.UsageError(
+                f"{config.mixture_or_task_name!r} has no task with metrics to evaluate.")
 
     def _predict_fn(self, task_name: str, params: PyTree):
         predict = self._predictors[task_name]
@@ -84,12 +80,16 @@ class TaskEvaluator:
                 pad = self.batch_size - len(chunk)  # keep one compiled shape
                 batch = {k: np.pad(v, [(0, pad)] + [(0, 0)] * (v.ndim - 1)) for k, v in batch.items()}
                 tokens = np.asarray(jax.device_get(predict(params, batch)))[:len(chunk)]
-                results += [(i, _trim_after_eos(t)) for i, t in zip(indices, tokens)]
+                results += [(i, self._ids(t)) for i, t in zip(indices, tokens)]
             return results
 
         return predict_fn
 
-    def evaluate(self, params: PyTree, step: Optional[int] = None) -> dict[str, dict[str, float]]:
+    def _ids(self, tokens: np.ndarray) -> list[int]:
+        from prompt_tuning.data import vocab  # pylint: disable=import-outside-toplevel
+        return vocab.ids_before_eos(tokens, self._vocabulary)
+
+    def evaluate(self, params: PyTree, step: Optional[int] = None) -> Metrics:
         """{task name: {metric name: value}}."""
         out = {}
         for name, evaluator in self._evaluators.items():
@@ -98,20 +98,26 @@ class TaskEvaluator:
             out[name] = {k: float(v) for k, v in future.result()[name].items()}
         return out
 
+    def selection_score(self, metrics: Mapping[str, Mapping[str, float]]) -> float:
+        """The number the best prompt is selected on (`EvalConfig.metric`, or the mean)."""
+        return selection_score(metrics, self.config.metric)
 
-def _trim_after_eos(tokens: np.ndarray) -> list[int]:
-    ids = [int(t) for t in tokens]
-    return ids[:ids.index(1)] if 1 in ids else [t for t in ids if t != 0]
 
+def task_evaluator(config: EvalConfig, task_feature_lengths: Mapping[str, int],
+                   model: Transformer, vocabulary: Any) -> TaskEvaluator:
+    """The evaluator of `config`'s task for `model` (generation or rank classification)."""
+    from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel
 
-def selection_score(metrics: Mapping[str, Mapping[str, float]], metric: Optional[str] = None
-                    ) -> float:
-    """One number to select the best prompt on: a named "task/metric", or the mean of all."""
-    if metric is not None:
-        task, _, name = metric.partition("/")
-        if task not in metrics or name not in metrics[task]:
-            available = [f"{t}/{m}" for t, ms in metrics.items() for m in ms]
-            raise ValueError(f"Selection metric {metric!r} was not computed; available: {available}.")
-        return float(metrics[task][name])
-    values = [v for ms in metrics.values() for v in ms.values()]
-    return float(np.mean(values)) if values else float("nan")
+    def make_predictor(task):
+        if config.mode == "generate":
+            return predictors.generation_predictor(model, config.decoding,
+                                                   task_feature_lengths["targets"],
+                                                   vocabulary.eos_id)
+        labels = tasks.get_label_classes(task.name)
+        if not labels:
+            raise errors.UsageError(f"Rank classification needs label strings; task "
+                                    f"{task.name!r} has none (use EVAL_MODE='generate').")
+        return predictors.rank_classification_predictor(
+            model, predictors.label_targets(vocabulary, labels, task_feature_lengths["targets"]))
+
+    return TaskEvaluator(config, task_feature_lengths, make_predictor, vocabulary)

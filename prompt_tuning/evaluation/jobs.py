@@ -1,4 +1,9 @@
-"""The eval and infer jobs: a frozen model plus a prompt from a file (or a run), no training state."""
+"""The eval and infer jobs: a frozen model plus a prompt from a file (or a run), no training state.
+
+Each job is a validated config that gin builds (`EvalJobConfig`, `InferJobConfig`) and a
+function that runs it; everything that can be checked without reading the checkpoint is checked
+when the config is built.
+"""
 
 from __future__ import annotations
 
@@ -8,105 +13,138 @@ import os
 from typing import Any, Mapping, Optional
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from prompt_tuning import atomic_write
+from prompt_tuning import atomic_write, errors, paths, runtime
+from prompt_tuning.data import pipeline
+from prompt_tuning.decoding import DecodingConfig
 from prompt_tuning.evaluation import evaluator as evaluator_lib
 from prompt_tuning.evaluation import predictors
-from prompt_tuning.training import datasets, model_setup
+from prompt_tuning.evaluation.prompt_source import PromptSource
 
-PyTree = Any
-
-
-def load_prompt(prompt_file: Optional[str], model_dir: Optional[str], step: str = "best"
-                ) -> tuple[np.ndarray, str]:
-    """([P, d] float32, where it came from): an exported prompt file, or a run's checkpoint."""
-    if prompt_file:
-        from prompt_tuning.prompts import files  # pylint: disable=import-outside-toplevel
-        return files.read_prompt(prompt_file), prompt_file
-    if model_dir:
-        # The exporter's reader refuses a directory that is not a run before opening it (opening
-        # checkpoints would create empty checkpoint folders in a mistyped MODEL_DIR).
-        from prompt_tuning.export import prompt_from_run  # pylint: disable=import-outside-toplevel
-        prompt, metadata = prompt_from_run(model_dir, step)
-        return prompt, f"{model_dir} step {metadata['step']}"
-    raise ValueError("No prompt: set PROMPT_FILE (an exported prompt) or MODEL_DIR (a run).")
+RESULTS_FILE = "eval_results.json"
 
 
-def _load_model(model: model_setup.ModelConfig, task_name: str) -> model_setup.FrozenModel:
-    """The frozen model, once the task is known to exist and to share the model's vocabulary."""
+@dataclasses.dataclass(frozen=True)
+class EvalJobConfig:
+    """`python -m prompt_tuning.eval`: the task's metrics on a split, for one prompt.
+
+    Attributes:
+      model: the frozen model.
+      evaluation: task (required), split, mode, decoding, ...
+      task_feature_lengths: {'inputs': N, 'targets': M} (the prompt comes on top of N).
+      output_dir: EVAL_OUTPUT_DIR; `eval_results.json` is written there.
+      prompt: where the prompt comes from.
+    """
+
+    model: runtime.ModelConfig
+    evaluation: runtime.EvalConfig
+    task_feature_lengths: Mapping[str, int]
+    output_dir: str
+    prompt: PromptSource
+
+    def __post_init__(self):
+        if not self.evaluation.mixture_or_task_name:
+            raise errors.UsageError("MIXTURE_OR_TASK_NAME is required for eval.")
+        pipeline.check_feature_lengths(self.task_feature_lengths)
+        if not isinstance(self.output_dir, str) or not self.output_dir:
+            raise errors.UsageError(f"EVAL_OUTPUT_DIR must be a directory path, got "
+                                    f"{self.output_dir!r}.")
+        object.__setattr__(self, "output_dir", paths.resolve(self.output_dir))
+        paths.check_output_dir(self.output_dir, "EVAL_OUTPUT_DIR")
+        paths.check_output_file(os.path.join(self.output_dir, RESULTS_FILE), "EVAL_OUTPUT_DIR")
+
+
+@dataclasses.dataclass(frozen=True)
+class InferJobConfig:
+    """`python -m prompt_tuning.infer`: JSONL predictions for a split.
+
+    Attributes:
+      model: the frozen model.
+      dataset: task, split (SPLIT), lengths, batch size (INFER_BATCH_SIZE); read in order, once.
+      output_file: INFER_OUTPUT_FILE, JSONL `{inputs, prediction, targets}` per example.
+      decoding: greedy or beam search.
+      prompt: where the prompt comes from.
+      num_examples: the first N examples only (None: the whole split).
+    """
+
+    model: runtime.ModelConfig
+    dataset: pipeline.DatasetConfig
+    output_file: str
+    prompt: PromptSource
+    decoding: DecodingConfig = DecodingConfig()
+    num_examples: Optional[int] = None
+
+    def __post_init__(self):
+        if self.num_examples is not None and (
+                isinstance(self.num_examples, bool) or not isinstance(self.num_examples, int)
+                or self.num_examples < 1):
+            raise errors.UsageError(f"NUM_EXAMPLES must be a positive integer or None, got "
+                                    f"{self.num_examples!r}.")
+        if not isinstance(self.output_file, str) or not self.output_file:
+            raise errors.UsageError(f"INFER_OUTPUT_FILE must be a file path, got "
+                                    f"{self.output_file!r}.")
+        object.__setattr__(self, "output_file", paths.resolve(self.output_file))
+        paths.check_output_file(self.output_file, "INFER_OUTPUT_FILE")
+        object.__setattr__(self, "dataset", dataclasses.replace(self.dataset, shuffle=False))
+
+
+def _prompted_model(model: runtime.ModelConfig, task_name: str, split: str,
+                    prompt: np.ndarray, source: str, inputs_length: int):
+    """(frozen model, model, params): checks the task, split and lengths before the big read."""
     from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel
 
-    tasks.get_task_or_mixture(task_name)  # fails fast, before the checkpoint is read
-    frozen = model_setup.load_frozen_model(model)
+    model.check_input_length(prompt.shape[0], inputs_length)
+    tasks.check_split(task_name, split)  # fails fast, before the checkpoint is read
+    tasks.check_prepared(task_name, split)
+    frozen = runtime.load_frozen_model(model)
     tasks.check_vocabulary(task_name, frozen.vocabulary)
-    return frozen
+    net, params = runtime.with_prompt(frozen, prompt, source)
+    return frozen, net, params
 
 
-def _prompted(frozen: model_setup.FrozenModel, prompt: np.ndarray):
-    if prompt.shape[1] != frozen.config.emb_dim:
-        raise ValueError(f"The prompt is [{prompt.shape[0]}, {prompt.shape[1]}] but the model's "
-                         f"embedding width is {frozen.config.emb_dim}.")
-    model = model_setup.make_model(frozen, model_setup.PromptConfig(length=int(prompt.shape[0])))
-    params = {**frozen.params, "prompt": {"prompt": jnp.asarray(prompt, jnp.float32)}}
-    return model, params
-
-
-def evaluate(*, model: model_setup.ModelConfig, eval_config: evaluator_lib.EvalConfig,
-             task_feature_lengths: Mapping[str, int], output_dir: str,
-             prompt_file: Optional[str] = None, model_dir: Optional[str] = None,
-             step: str = "best") -> dict[str, dict[str, float]]:
-    """Evaluates a prompt on `eval_config`'s task and split; writes `output_dir/eval_results.json`."""
-    if not eval_config.mixture_or_task_name:
-        raise ValueError("MIXTURE_OR_TASK_NAME is required for eval.")
-    from prompt_tuning.training import loop  # pylint: disable=import-outside-toplevel
-
-    prompt, source = load_prompt(prompt_file, model_dir, step)
-    model_setup.check_input_length(model, prompt.shape[0], task_feature_lengths["inputs"])
-    frozen = _load_model(model, eval_config.mixture_or_task_name)
-    net, params = _prompted(frozen, prompt)
-    task_evaluator = loop.make_task_evaluator(eval_config, net, frozen, task_feature_lengths)
+def evaluate(config: EvalJobConfig) -> dict[str, Any]:
+    """Evaluates the prompt; writes and returns `{prompt, split, mode, metrics, score}`."""
+    prompt, source = config.prompt.load()
+    evaluation = config.evaluation
+    frozen, net, params = _prompted_model(config.model, evaluation.mixture_or_task_name,
+                                          evaluation.split, prompt, source,
+                                          config.task_feature_lengths["inputs"])
+    task_evaluator = evaluator_lib.task_evaluator(evaluation, config.task_feature_lengths, net,
+                                                  frozen.vocabulary)
     metrics = task_evaluator.evaluate(params)
-    score = evaluator_lib.selection_score(metrics, eval_config.metric)
-    result = {"prompt": source, "split": eval_config.split, "mode": eval_config.mode,
-              "metrics": metrics, "score": score}
-    atomic_write.write_text_atomically(os.path.join(output_dir, "eval_results.json"),
+    result = {"prompt": source, "split": evaluation.split, "mode": evaluation.describe(),
+              "metrics": metrics, "score": task_evaluator.selection_score(metrics)}
+    atomic_write.write_text_atomically(os.path.join(config.output_dir, RESULTS_FILE),
                                        json.dumps(result, indent=2))
     return result
 
 
-def infer(*, model: model_setup.ModelConfig, dataset: datasets.DatasetConfig, output_file: str,
-          decoding: predictors.DecodingConfig = predictors.DecodingConfig(),
-          prompt_file: Optional[str] = None, model_dir: Optional[str] = None,
-          step: str = "best", num_examples: Optional[int] = None) -> int:
-    """Decodes every example of `dataset`'s split; writes JSONL {inputs, prediction, targets}."""
-    prompt, _ = load_prompt(prompt_file, model_dir, step)
-    model_setup.check_input_length(model, prompt.shape[0], dataset.task_feature_lengths["inputs"])
-    frozen = _load_model(model, dataset.mixture_or_task_name)
-    net, params = _prompted(frozen, prompt)
-    predict = jax.jit(predictors.generation_predictor(
-        net, decoding, dataset.task_feature_lengths["targets"]))
+def infer(config: InferJobConfig) -> int:
+    """Decodes the split; writes JSONL {inputs, prediction, targets}; returns how many."""
+    from prompt_tuning.data import vocab  # pylint: disable=import-outside-toplevel
+
+    prompt, source = config.prompt.load()
+    dataset = config.dataset
+    frozen, net, params = _prompted_model(config.model, dataset.mixture_or_task_name,
+                                          dataset.split, prompt, source,
+                                          dataset.task_feature_lengths["inputs"])
     vocabulary = frozen.vocabulary
-    config = dataclasses.replace(dataset, shuffle=False)
-    lines = []
-    for batch in datasets.get_dataset(config, num_epochs=1).as_numpy_iterator():
+    predict = jax.jit(predictors.generation_predictor(
+        net, config.decoding, dataset.task_feature_lengths["targets"], vocabulary.eos_id))
+    text = lambda row: vocabulary.decode(vocab.ids_before_eos(row, vocabulary))  # noqa: E731
+    lines: list[str] = []
+    for batch in pipeline.get_dataset(dataset, num_epochs=1).as_numpy_iterator():
         real = batch["encoder_input_tokens"].shape[0]
-        padded = {k: np.pad(v, [(0, config.batch_size - real), (0, 0)]) for k, v in batch.items()}
+        padded = {k: np.pad(v, [(0, dataset.batch_size - real), (0, 0)]) for k, v in batch.items()}
         tokens = np.asarray(jax.device_get(predict(params, padded)))[:real]
         for i in range(real):
-            lines.append(json.dumps({
-                "inputs": vocabulary.decode(_ids(batch["encoder_input_tokens"][i])),
-                "prediction": vocabulary.decode(_ids(tokens[i])),
-                "targets": vocabulary.decode(_ids(batch["decoder_target_tokens"][i]))}))
-            if num_examples is not None and len(lines) >= num_examples:
+            if config.num_examples is not None and len(lines) >= config.num_examples:
                 break
-        if num_examples is not None and len(lines) >= num_examples:
+            lines.append(json.dumps({"inputs": text(batch["encoder_input_tokens"][i]),
+                                     "prediction": text(tokens[i]),
+                                     "targets": text(batch["decoder_target_tokens"][i])}))
+        if config.num_examples is not None and len(lines) >= config.num_examples:
             break
-    atomic_write.write_text_atomically(output_file, "".join(line + "\n" for line in lines))
+    atomic_write.write_text_atomically(config.output_file, "".join(line + "\n" for line in lines))
     return len(lines)
-
-
-def _ids(row: np.ndarray) -> list[int]:
-    ids = [int(t) for t in row]
-    return ids[:ids.index(1)] if 1 in ids else [t for t in ids if t]

@@ -12,6 +12,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from prompt_tuning import errors, paths
+
 
 def _init_name(model_dir: str) -> Optional[str]:
     """The prompt initializer named in the run's operative gin config, if recorded."""
@@ -23,31 +25,60 @@ def _init_name(model_dir: str) -> Optional[str]:
     return match.group(1).split(".")[-1] if match else "random_uniform"
 
 
-def prompt_from_run(model_dir: str, step: str) -> tuple[np.ndarray, dict[str, Any]]:
-    """The prompt `[P, d]` of a run's checkpoint (`best`, `latest` or a step) and its metadata."""
-    from prompt_tuning.training import checkpointing  # pylint: disable=import-outside-toplevel
+def check_step(step: str) -> str:
+    """'best', 'latest' or a step number (as a string); a UsageError otherwise."""
+    step = str(step)
+    if step not in ("best", "latest") and not step.isdigit():
+        raise errors.UsageError(f"the step must be 'best', 'latest' or a step number (--step, "
+                                f"CHECKPOINT_STEP), got {step!r}.")
+    return step
 
-    if step not in ("best", "latest") and not str(step).isdigit():
-        raise ValueError(f"the step must be 'best', 'latest' or a step number (--step, "
-                         f"CHECKPOINT_STEP), got {step!r}.")
-    run_file = os.path.join(model_dir, checkpointing.RUN_FILE)
-    if not os.path.exists(run_file):
-        raise ValueError(f"{model_dir} is not a prompt-tuning run directory (no {checkpointing.RUN_FILE}).")
-    with open(run_file) as f:
-        run = json.load(f)
-    runs = checkpointing.RunCheckpoints(model_dir)
+
+def _own_evaluation(info: dict[str, Any], step: int) -> tuple[Any, Any]:
+    """(score, metrics) recorded for `step` itself: the best's own record, or the run's history
+    of evaluations; (None, None) for a step that was never evaluated."""
+    if "score" in info:  # a best checkpoint: its own evaluation
+        return info["score"], info.get("metrics")
+    evaluation = (info.get("evals") or {}).get(str(step))
+    if evaluation is None:
+        return None, None
+    return evaluation.get("score"), evaluation.get("metrics")
+
+
+def prompt_from_run(model_dir: str, step: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """The prompt `[P, d]` of a run's checkpoint (`best`, `latest` or a step) and its metadata.
+
+    The metadata's dev metric is that step's own, or None if that step was never evaluated.
+    """
+    from prompt_tuning import run_dir  # pylint: disable=import-outside-toplevel
+    from prompt_tuning.prompts import files, seam  # pylint: disable=import-outside-toplevel
+
+    step = check_step(step)
+    model_dir = paths.resolve(model_dir)
+    if not os.path.exists(os.path.join(model_dir, run_dir.RUN_FILE)):
+        raise errors.UserError(f"{model_dir} is not a prompt-tuning run directory (no "
+                               f"{run_dir.RUN_FILE}).")
+    run = run_dir.read_run_file(model_dir)
+    runs = run_dir.RunCheckpoints(model_dir)
     try:
         params, info = runs.restore_params(step)
     finally:
         runs.close()
-    prompt = np.asarray(params["prompt/prompt"], np.float32)
-    metrics = info.get("metrics") or info.get("best_metrics")
-    score = info.get("score", info.get("best_score"))
-    metadata = {"model": run.get("initial_checkpoint_path"), "prompt_length": int(prompt.shape[0]),
-                "embed_dim": int(prompt.shape[1]), "dtype": "float32",
-                "init": _init_name(model_dir), "task": run.get("task"), "step": int(info["step"]),
-                "dev_metric": score, "dev_metrics": metrics}
+    prompt = np.asarray(params[seam.PATH], np.float32)
+    files.check_finite(prompt, f"{model_dir} step {info['step']}")
+    score, metrics = _own_evaluation(info, int(info["step"]))
+    metadata = {"model": _run_value(run, "initial_checkpoint_path"),
+                "prompt_length": int(prompt.shape[0]), "embed_dim": int(prompt.shape[1]),
+                "dtype": "float32", "init": _init_name(model_dir), "task": _run_value(run, "task"),
+                "step": int(info["step"]), "dev_metric": score, "dev_metrics": metrics}
     return prompt, metadata
+
+
+def _run_value(run: dict[str, Any], key: str) -> Any:
+    """The model path or the task of a run.json (`TrainConfig.identity()`)."""
+    if key == "task":
+        return (run.get("train_dataset") or {}).get("mixture_or_task_name")
+    return (run.get("model") or {}).get(key)
 
 
 def prompt_from_file(path: str) -> tuple[np.ndarray, dict[str, Any]]:
@@ -73,11 +104,17 @@ def export(prompt: np.ndarray, metadata: dict[str, Any], fmt: str, output: str,
     """Writes `prompt` as `fmt` ("npy" or "peft") at `output`, atomically; returns the path."""
     from prompt_tuning.prompts import files  # pylint: disable=import-outside-toplevel
 
-    if os.path.exists(output) and not overwrite:
-        raise ValueError(f"--output {output} already exists (pass --overwrite to replace it).")
+    output = paths.resolve(output)
     if fmt == "npy":
         if not output.endswith(".npy"):
-            raise ValueError(f"--output for --format=npy must end in .npy, got {output}.")
+            raise errors.UsageError(f"--output for --format=npy must end in .npy, got {output}.")
+        paths.check_output_file(output, "--output")
+    else:
+        paths.check_output_dir(output, "--output")
+    if os.path.exists(output) and not overwrite:
+        raise errors.UserError(f"--output {output} already exists (pass --overwrite to "
+                               "replace it).")
+    if fmt == "npy":
         files.write_npy(prompt, output, metadata)
     else:
         files.write_peft(prompt, output, base_model_name_or_path=metadata.get("model"),

@@ -7,7 +7,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
-_DTYPES = ("float32", "bfloat16", "float16")
+DTYPES = ("float32", "bfloat16", "float16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,8 +54,8 @@ class T5Config:
         if not 0.0 <= self.dropout_rate < 1.0:
             raise ValueError(f"T5Config.dropout_rate must be in [0, 1), got {self.dropout_rate!r}.")
         for name in ("dtype", "param_dtype"):
-            if getattr(self, name) not in _DTYPES:
-                raise ValueError(f"T5Config.{name} must be one of {_DTYPES}, got {getattr(self, name)!r}.")
+            if getattr(self, name) not in DTYPES:
+                raise ValueError(f"T5Config.{name} must be one of {DTYPES}, got {getattr(self, name)!r}.")
 
     @property
     def activation_dtype(self) -> Any:

@@ -1,10 +1,12 @@
-"""T5 1.1 encoder-decoder with T5X's module names, and one seam for soft prompts.
+"""T5 1.1 encoder-decoder with T5X's module names, and two seams for soft prompts.
 
 The encoder consumes already-embedded inputs. `Transformer.encode` runs
-embed -> combine -> encode, where "combine" is an optional prompt module (see
+embed -> combine -> encode, where "combine" is an optional `Combiner` (a prompt module, see
 `prompt_tuning.prompts`) that prepends (or otherwise places) a soft prompt and grows the
 attention mask with it. The decoder only ever sees the encoder outputs and their mask, so a
-prompt needs no change to the decoder.
+prompt needs no change to the decoder. A second, optional seam, `LayerHook`, sees the encoder's
+activations before every layer (deep prompts rewrite their positions there), so prompts that
+reach inside the encoder need no edit to its layers either.
 """
 
 from __future__ import annotations
@@ -35,6 +37,23 @@ class Combiner(Protocol):
 
     def __call__(self, embedded: Array, mask: Array,
                  prompt_ids: Optional[Array] = None) -> tuple[Array, Array]:
+        ...
+
+
+class LayerHook(Protocol):
+    """What the encoder calls before each of its layers (default: nothing is called).
+
+    Args:
+      x: [batch, length, embed] the layer's input (prompt positions included).
+      mask: [batch, length] bool, true on real positions.
+      layer: the layer's index, 0 for the first.
+      prompt_ids: [batch] int or None, as given to `Transformer.encode`.
+    Returns:
+      [batch, length, embed], the input the layer gets instead.
+    """
+
+    def __call__(self, x: Array, mask: Array, layer: int,
+                 prompt_ids: Optional[Array] = None) -> Array:
         ...
 
 
@@ -91,14 +110,17 @@ class Encoder(nn.Module):
     Args of `__call__`:
       embedded: [batch, length, embed] (prompt included, if any).
       mask: [batch, length] bool.
+      prompt_ids: [batch] int or None, passed on to `layer_hook`.
     Returns:
       [batch, length, embed]
     """
 
     config: T5Config
+    layer_hook: Optional[LayerHook] = None
 
     @nn.compact
-    def __call__(self, embedded: Array, mask: Array, deterministic: bool = True) -> Array:
+    def __call__(self, embedded: Array, mask: Array, deterministic: bool = True,
+                 prompt_ids: Optional[Array] = None) -> Array:
         cfg = self.config
         length = embedded.shape[1]
         relpos = RelativePositionBiases(cfg.relpos_num_buckets, cfg.relpos_max_distance,
@@ -107,6 +129,8 @@ class Encoder(nn.Module):
         bias = layers.mask_to_bias(layers.attention_mask(mask, mask)) + relpos(length, length)
         x = layers.dropout(cfg.dropout_rate)(embedded.astype(cfg.activation_dtype), deterministic)
         for i in range(cfg.num_encoder_layers):
+            if self.layer_hook is not None:
+                x = self.layer_hook(x, mask, i, prompt_ids)
             x = EncoderLayer(cfg, name=f"layers_{i}")(x, bias, deterministic)
         x = layers.RMSNorm(cfg.layer_norm_epsilon, name="encoder_norm", **_dense_kwargs(cfg))(x)
         return layers.dropout(cfg.dropout_rate)(x, deterministic)
@@ -153,16 +177,19 @@ class Transformer(nn.Module):
     Attributes:
       config: the architecture.
       prompt: a `Combiner` module (e.g. `prompt_tuning.prompts.Prompt`); its parameters live
-        under `prompt/`. None: the plain model.
+        under `prompt/` (`prompt_tuning.prompts.seam`). None: the plain model.
+      layer_hook: a `LayerHook` module called before every encoder layer; its parameters live
+        under `layer_hook/`. None: none.
     """
 
     config: T5Config
-    prompt: Optional[nn.Module] = None
+    prompt: Optional[Combiner] = None
+    layer_hook: Optional[LayerHook] = None
 
     def setup(self):
         cfg = self.config
         self.token_embedder = layers.Embed(cfg.vocab_size, cfg.emb_dim, **_dense_kwargs(cfg))
-        self.encoder = Encoder(cfg)
+        self.encoder = Encoder(cfg, layer_hook=self.layer_hook)
         self.decoder = Decoder(cfg)
 
     def encode(self, encoder_input_tokens: Array, prompt_ids: Optional[Array] = None,
@@ -174,7 +201,7 @@ class Transformer(nn.Module):
         if self.prompt is not None:
             # [batch, length, embed] -> [batch, P + length, embed]
             embedded, mask = self.prompt(embedded, mask, prompt_ids)
-        return self.encoder(embedded, mask, not enable_dropout), mask
+        return self.encoder(embedded, mask, not enable_dropout, prompt_ids), mask
 
     def decode(self, encoded: Array, encoder_mask: Array, decoder_input_tokens: Array,
                decoder_target_tokens: Optional[Array] = None,

@@ -24,19 +24,24 @@ def init_variables(model: Transformer, rng: jax.Array) -> PyTree:
     return model.init(rng, *_dummy_inputs())
 
 
+def abstract_variables(model_or_config: Transformer | T5Config,
+                       rng: Optional[jax.Array] = None) -> PyTree:
+    """`init_variables` as shapes and dtypes only (boxed with logical axes); nothing allocated."""
+    model = _as_model(model_or_config)
+    rng = jax.random.PRNGKey(0) if rng is None else rng
+    # The module is closed over, not passed: eval_shape takes only pytrees of arrays.
+    return jax.eval_shape(lambda key: init_variables(model, key), rng)
+
+
 def abstract_params(model_or_config: Transformer | T5Config,
                     rng: Optional[jax.Array] = None) -> PyTree:
     """Shapes and dtypes of the (unboxed) parameters, without allocating them."""
-    model = _as_model(model_or_config)
-    rng = jax.random.PRNGKey(0) if rng is None else rng
-    return nn.meta.unbox(jax.eval_shape(init_variables, model, rng))["params"]
+    return nn.meta.unbox(abstract_variables(model_or_config, rng))["params"]
 
 
 def logical_axes(model_or_config: Transformer | T5Config) -> PyTree:
     """The logical axis names of every parameter, as a tree of `PartitionSpec`s."""
-    model = _as_model(model_or_config)
-    boxed = jax.eval_shape(init_variables, model, jax.random.PRNGKey(0))
-    return nn.get_partition_spec(boxed)["params"]
+    return nn.get_partition_spec(abstract_variables(model_or_config))["params"]
 
 
 def init_params(model_or_config: Transformer | T5Config, rng: jax.Array) -> PyTree:

@@ -15,6 +15,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
+from prompt_tuning import errors
 from prompt_tuning.partitioning.shardings import batch_sharding
 
 PyTree = Any
@@ -69,14 +70,14 @@ def _check_divisible(batch_size: int, mesh: Mesh, detail: str = "") -> None:
         raise ValueError(f"The mesh needs a 'data' axis for batches, got axes {mesh.axis_names}.")
     num_data = mesh.shape["data"]
     if batch_size % num_data:
-        raise ValueError(f"batch size {batch_size}{detail} is not divisible by the {num_data} "
+        raise errors.UsageError(f"batch size {batch_size}{detail} is not divisible by the {num_data} "
                          f"data-parallel devices (mesh {dict(mesh.shape)}).")
 
 
 def check_batch_size(batch_size: int, mesh: Mesh) -> int:
     """Validates a global batch size for the mesh; returns the examples each host feeds."""
     if type(batch_size) is not int or batch_size <= 0:
-        raise ValueError(f"batch size must be a positive integer, got {batch_size!r}.")
+        raise errors.UsageError(f"batch size must be a positive integer, got {batch_size!r}.")
     _check_divisible(batch_size, mesh)
     return batch_size // data_layout(mesh).num_shards
 

@@ -15,14 +15,16 @@ import numpy as np
 from jax.experimental import mesh_utils
 from jax.sharding import Mesh
 
+from prompt_tuning import errors
+
 MESH_AXES = ("data", "model")
 
 
 def _check_num_partitions(num_partitions: int, num_devices: int) -> None:
     if type(num_partitions) is not int or num_partitions < 1:
-        raise ValueError(f"num_partitions must be a positive integer, got {num_partitions!r}.")
+        raise errors.UsageError(f"num_partitions must be a positive integer, got {num_partitions!r}.")
     if num_devices % num_partitions:
-        raise ValueError(f"num_partitions {num_partitions} does not divide the {num_devices} "
+        raise errors.UsageError(f"num_partitions {num_partitions} does not divide the {num_devices} "
                          "devices; choose a divisor of the device count.")
 
 
@@ -54,7 +56,7 @@ def _device_grid(devices: Sequence[jax.Device], num_partitions: int) -> np.ndarr
         # A model group spans whole hosts; those hosts share data rows (and feed the same data).
         ordered = [d for group in by_process.values() for d in sorted(group, key=lambda d: d.id)]
         return np.array(ordered, dtype=object).reshape(num_data, num_partitions)
-    raise ValueError(f"num_partitions {num_partitions} must divide, or be a multiple of, the "
+    raise errors.UsageError(f"num_partitions {num_partitions} must divide, or be a multiple of, the "
                      f"{local} devices of each process.")
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from typing import Optional, Sequence, Union
 
+from prompt_tuning import errors
+
 MeshAxes = Union[None, str, tuple[str, ...]]
 LogicalRules = list[tuple[str, MeshAxes]]
 
 # The prompt keeps its own axis names (see `prompts.module.PROMPT_AXES`) and they are always
 # replicated, so every host holds the whole prompt and can export it without a gather.
-PROMPT_RULES: LogicalRules = [("prompt", None), ("prompt_embed", None)]
+PROMPT_RULES: LogicalRules = [("prompt", None), ("prompt_embed", None), ("prompt_index", None)]
 
 # Axes T5X never splits.
 _REPLICATED_RULES: LogicalRules = [
@@ -43,16 +45,16 @@ _STANDARD_RULES: dict[tuple[int, int], LogicalRules] = {
 
 def _check_rule(rule) -> tuple[str, MeshAxes]:
     if not isinstance(rule, (tuple, list)) or len(rule) != 2:
-        raise ValueError(f"A logical axis rule must be a pair (logical_name, mesh_axis), got {rule!r}.")
+        raise errors.UsageError(f"A logical axis rule must be a pair (logical_name, mesh_axis), got {rule!r}.")
     name, axes = rule
     if not isinstance(name, str):
-        raise ValueError(f"A rule's logical name must be a string, got {name!r} in {rule!r}.")
+        raise errors.UsageError(f"A rule's logical name must be a string, got {name!r} in {rule!r}.")
     if isinstance(axes, list):
         axes = tuple(axes)
     ok = axes is None or isinstance(axes, str) or (
         isinstance(axes, tuple) and all(isinstance(a, str) for a in axes))
     if not ok:
-        raise ValueError(f"A rule's mesh axis must be None, a name or a tuple of names, got "
+        raise errors.UsageError(f"A rule's mesh axis must be None, a name or a tuple of names, got "
                          f"{axes!r} in {rule!r}.")
     return name, axes
 
@@ -66,22 +68,24 @@ def standard_logical_axis_rules(activation_partitioning_dims: int = 1,
     With the defaults: batch -> data; vocab, mlp, heads, joined_kv -> model; embed, kv and the
     positional/stack axes replicated. `parameter_partitioning_dims=2` also splits `embed` over
     'data' (2-D parameter sharding); `activation_partitioning_dims=2` splits activations'
-    `embed` over 'model'. `prompt` and `prompt_embed` are always replicated.
+    `embed` over 'model'. The prompt's axes (`prompt`, `prompt_embed`, `prompt_index`) are
+    replicated.
 
     Args:
       activation_partitioning_dims: 1 or 2.
       parameter_partitioning_dims: 1 or 2.
-      additional_rules: appended after the standard rules (as in T5X), so they only decide
-        logical names the standard rules do not mention.
+      additional_rules: put before the standard rules, so they win: `[("embed", "data")]`
+        splits `embed` over 'data' where the standard rules would replicate it. (T5X appends
+        them instead, so there they can only name axes the standard rules leave out.)
     Returns:
       A list of `(logical_name, mesh_axis_or_None)` pairs, in priority order.
     """
     dims = (activation_partitioning_dims, parameter_partitioning_dims)
     if not all(type(d) is int for d in dims) or dims not in _STANDARD_RULES:
-        raise ValueError("activation_partitioning_dims and parameter_partitioning_dims must each "
+        raise errors.UsageError("activation_partitioning_dims and parameter_partitioning_dims must each "
                          f"be 1 or 2, got {activation_partitioning_dims!r} and "
                          f"{parameter_partitioning_dims!r}.")
     if isinstance(additional_rules, (str, bytes)):
-        raise ValueError(f"additional_rules must be a sequence of pairs, got {additional_rules!r}.")
+        raise errors.UsageError(f"additional_rules must be a sequence of pairs, got {additional_rules!r}.")
     extra = [_check_rule(rule) for rule in (additional_rules or ())]
-    return [*_STANDARD_RULES[dims], *_REPLICATED_RULES, *PROMPT_RULES, *extra]
+    return [*extra, *_STANDARD_RULES[dims], *_REPLICATED_RULES, *PROMPT_RULES]

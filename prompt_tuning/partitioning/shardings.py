@@ -16,6 +16,7 @@ import numpy as np
 from flax import traverse_util
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from prompt_tuning import errors
 from prompt_tuning.model import T5Config, Transformer, params as params_lib
 from prompt_tuning.partitioning.rules import LogicalRules
 
@@ -44,23 +45,13 @@ def _check_spec(path: str, spec: P, shape: tuple[int, ...], mesh: Mesh) -> None:
         names = (axes,) if isinstance(axes, str) else tuple(axes)
         unknown = [a for a in names if a not in mesh.shape]
         if unknown:
-            raise ValueError(f"The logical axis rules put parameter {path} on mesh axis "
+            raise errors.UsageError(f"The logical axis rules put parameter {path} on mesh axis "
                              f"{unknown[0]!r}, but the mesh has axes {tuple(mesh.axis_names)}.")
         ways = math.prod(mesh.shape[a] for a in names)
         if shape[dim] % ways:
-            raise ValueError(f"Parameter {path} {list(shape)}: dimension {dim} (size {shape[dim]}) "
+            raise errors.UsageError(f"Parameter {path} {list(shape)}: dimension {dim} (size {shape[dim]}) "
                              f"is not divisible by the {ways} devices of mesh axis {axes!r}; "
                              "choose a num_partitions that divides it.")
-
-
-def _abstract_boxed_params(model_or_config: Transformer | T5Config) -> PyTree:
-    """The boxed (logically annotated) abstract params, `{"encoder": ...}`, nothing allocated."""
-    model = (Transformer(model_or_config) if isinstance(model_or_config, T5Config)
-             else model_or_config)
-    # The module is closed over, not passed: jax 0.10's eval_shape rejects non-array arguments.
-    boxed = jax.eval_shape(lambda rng: params_lib.init_variables(model, rng),
-                           jax.random.PRNGKey(0))
-    return boxed["params"]
 
 
 def param_shardings(model_or_config: Transformer | T5Config, mesh: Mesh,
@@ -70,7 +61,7 @@ def param_shardings(model_or_config: Transformer | T5Config, mesh: Mesh,
     The logical axes come from the model's `nn.with_logical_partitioning` annotations, mapped
     to mesh axes by `rules`; names no rule mentions are replicated (flax's behaviour).
     """
-    boxed = _abstract_boxed_params(model_or_config)
+    boxed = params_lib.abstract_variables(model_or_config)["params"]
     logical = nn.get_partition_spec(boxed)
     shapes = nn.meta.unbox(boxed)
     specs = nn.logical_to_mesh(logical, rules)

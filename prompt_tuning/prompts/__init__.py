@@ -1,6 +1,9 @@
-"""Soft prompts: the module, its placements, initializers and file formats."""
+"""Soft prompts: the modules, their placements, initializers, settings, files and model seam."""
 
+from prompt_tuning.prompts.config import PromptConfig
 from prompt_tuning.prompts.module import PROMPT_AXES, Prompt
-from prompt_tuning.prompts.placements import Placement, prefix
+from prompt_tuning.prompts.placements import Placement, prefix, suffix
+from prompt_tuning.prompts.table import TABLE_AXES, PromptTable
 
-__all__ = ["PROMPT_AXES", "Prompt", "Placement", "prefix"]
+__all__ = ["PROMPT_AXES", "TABLE_AXES", "Placement", "Prompt", "PromptConfig", "PromptTable",
+           "prefix", "suffix"]

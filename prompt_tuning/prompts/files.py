@@ -9,21 +9,21 @@
   itself. PEFT's seq2seq default saves 2P rows (an encoder and an unused decoder copy); we read
   the first P.
 
-Nothing is ever unpickled, and every write goes to a temporary path that is renamed when done.
+Nothing is ever unpickled, and every write goes to a temporary path that is renamed when done
+(`atomic_write`). A prompt holding NaN or infinity is refused on read.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import secrets
-import shutil
-import tempfile
 from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from prompt_tuning.checkpoints import atomic_dir
+from prompt_tuning import atomic_write, paths
+from prompt_tuning.errors import PromptFileError
 
 NPY_MAGIC = b"\x93NUMPY"
 PEFT_WEIGHTS = "adapter_model.safetensors"
@@ -37,10 +37,6 @@ EXPORT_PROMPT = "prompt.npy"
 EXPORT_METADATA = "prompt.json"
 REQUIRED_METADATA = ("model", "prompt_length", "embed_dim", "dtype", "init", "task", "step",
                      "dev_metric")
-
-
-class PromptFileError(ValueError):
-    """A prompt file that is missing, malformed, or does not match what was asked for."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -61,7 +57,7 @@ def read_prompt(path: str, prompt_length: Optional[int] = None,
     Returns:
       [P, d] float32.
     """
-    path = os.fspath(path)
+    path = paths.resolve(os.fspath(path))
     if os.path.isdir(path):
         value = _read_dir(path, prompt_length)
     elif os.path.isfile(path):
@@ -87,7 +83,18 @@ def _checked(value: np.ndarray, path: str, prompt_length: Optional[int],
     if value.ndim != 2 or min(value.shape) == 0 or wrong_length or wrong_dim:
         shown = "(" + ", ".join(str(e) for e in expected) + ")"
         raise PromptFileError(f"{path}: expected a prompt of shape {shown}, got {value.shape}.")
-    return np.ascontiguousarray(value, np.float32)
+    value = np.ascontiguousarray(value, np.float32)
+    check_finite(value, path)
+    return value
+
+
+def check_finite(prompt: np.ndarray, source: str) -> None:
+    """Refuses a prompt holding NaN or infinity (a diverged run, a damaged file)."""
+    bad = ~np.isfinite(prompt)
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        raise PromptFileError(f"{source}: the prompt holds {int(bad.sum())} non-finite values "
+                              f"(NaN or infinity), the first in row {row}; it cannot be used.")
 
 
 def _is_floating(dtype: np.dtype) -> bool:
@@ -207,6 +214,7 @@ def _validated(prompt: Any) -> np.ndarray:
     value = np.ascontiguousarray(np.asarray(prompt), np.float32)
     if value.ndim != 2 or min(value.shape) == 0:
         raise PromptFileError(f"The prompt must be [P, d] with P, d > 0, got shape {value.shape}.")
+    check_finite(value, "the prompt to write")
     return value
 
 
@@ -238,26 +246,7 @@ def _metadata_json(value: np.ndarray, metadata: Optional[Mapping[str, Any]],
     return json.dumps(completed, indent=2, sort_keys=True) + "\n"
 
 
-def _temp_file(path: str, data: bytes) -> str:
-    """Writes `data` to a new temporary file next to `path` and returns its name."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the prompt from other users.
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return tmp
-
-
 def _npy_bytes(value: np.ndarray) -> bytes:
-    import io  # pylint: disable=import-outside-toplevel
-
     buffer = io.BytesIO()
     np.lib.format.write_array(buffer, value, allow_pickle=False)
     return buffer.getvalue()
@@ -286,15 +275,7 @@ def write_npy(prompt: Any, path: str, metadata: Mapping[str, Any]) -> str:
         raise PromptFileError(f"{path} is a directory; give a .npy file path.")
     value = _validated(prompt)
     text = _metadata_json(value, metadata, REQUIRED_METADATA)
-    temps = [(_temp_file(path, _npy_bytes(value)), path)]
-    try:
-        temps.append((_temp_file(metadata_path(path), text.encode()), metadata_path(path)))
-        for tmp, final in temps:
-            os.replace(tmp, final)
-    finally:
-        for tmp, _ in temps:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    atomic_write.write_files_atomically({path: _npy_bytes(value), metadata_path(path): text})
     return path
 
 
@@ -356,15 +337,9 @@ def write_peft(prompt: Any, directory: str, base_model_name_or_path: Optional[st
                               f"{base_model_name_or_path!r}.")
     config = peft_adapter_config(value.shape[0], value.shape[1], base_model_name_or_path)
     text = None if metadata is None else _metadata_json(value, metadata, ())
-    if os.path.exists(directory) and not os.path.isdir(directory):
-        raise PromptFileError(f"{directory} exists and is a file; give a directory path.")
-    if os.path.isdir(directory) and os.listdir(directory) and not overwrite:
-        raise PromptFileError(f"{directory} exists and is not empty; pass overwrite=True.")
-    final = os.path.abspath(directory)
-    os.makedirs(os.path.dirname(final), exist_ok=True)
-    tmp = f"{final}.tmp-{secrets.token_hex(4)}"
-    os.makedirs(tmp)
-    try:
+    atomic_write.check_destination(directory, overwrite, "the adapter directory",
+                                   PromptFileError)
+    with atomic_write.atomic_directory(directory) as tmp:
         save_file({PEFT_KEY: value}, os.path.join(tmp, PEFT_WEIGHTS), metadata={"format": "pt"})
         with open(os.path.join(tmp, PEFT_CONFIG), "w") as f:
             json.dump(config, f, indent=2, sort_keys=True)
@@ -372,8 +347,4 @@ def write_peft(prompt: Any, directory: str, base_model_name_or_path: Optional[st
         if text is not None:
             with open(os.path.join(tmp, EXPORT_METADATA), "w") as f:
                 f.write(text)
-        atomic_dir.replace_dir_atomically(tmp, final)
-    finally:
-        if os.path.isdir(tmp):
-            shutil.rmtree(tmp)
     return directory

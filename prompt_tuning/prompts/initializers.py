@@ -81,7 +81,7 @@ def random_uniform(scale: float = 0.5) -> Initializer:
     the paper.
 
     gin:
-      model_setup.PromptConfig.init = @initializers.random_uniform
+      PromptConfig.init = @initializers.random_uniform
       initializers.random_uniform.scale = 0.5
 
     Returns:
@@ -106,8 +106,8 @@ def from_sampled_vocab(embedding: Embedding,
     P > population_size), rows are drawn WITH replacement, as the reference does, because
     there are not enough distinct rows; the population is capped at the table's size.
 
-    gin (the embedding is filled in from the frozen model by `model_setup`):
-      model_setup.PromptConfig.init = @initializers.from_sampled_vocab
+    gin (the embedding is filled in from the frozen model by `PromptConfig.initializer`):
+      PromptConfig.init = @initializers.from_sampled_vocab
       initializers.from_sampled_vocab.population_size = 5000
 
     Args:
@@ -153,8 +153,8 @@ def from_class_labels(embedding: Embedding, vocabulary: Any, class_labels: Seque
     (default: `from_sampled_vocab(embedding)`), which is called with the full shape and whose
     first rows are then replaced.
 
-    gin (embedding and vocabulary are filled in from the frozen model by `model_setup`):
-      model_setup.PromptConfig.init = @initializers.from_class_labels
+    gin (embedding and vocabulary are filled in from the frozen model by `PromptConfig.initializer`):
+      PromptConfig.init = @initializers.from_class_labels
       initializers.from_class_labels.class_labels = ['entailment', 'not_entailment']
 
     Args:
@@ -195,7 +195,7 @@ def from_text(embedding: Embedding, vocabulary: Any, text: str,
     """Row i is the embedding of token i of `text` (truncated to P); the rest from `fallback`.
 
     gin:
-      model_setup.PromptConfig.init = @initializers.from_text
+      PromptConfig.init = @initializers.from_text
       initializers.from_text.text = 'Classify whether the premise entails the hypothesis:'
 
     Args:
@@ -258,14 +258,17 @@ def from_file(path: str) -> Initializer:
     `prompt_tuning.prompts.files.read_prompt`.
 
     gin:
-      model_setup.PromptConfig.init = @initializers.from_file
+      PromptConfig.init = @initializers.from_file
       initializers.from_file.path = '/prompts/rte.npy'
 
     Returns:
       init(rng, shape [P, embed], dtype) -> [P, embed] (rng unused).
     """
-    if not isinstance(path, (str, os.PathLike)) or not os.path.exists(path):
-        raise ValueError(f"from_file: no prompt file at {path!r}.")
+    from prompt_tuning import errors, paths  # pylint: disable=import-outside-toplevel
+
+    if not isinstance(path, (str, os.PathLike)) or not os.path.exists(paths.resolve(path)):
+        raise errors.PromptFileError(f"from_file: no prompt file at {path!r} (PROMPT_FILE).")
+    path = paths.resolve(path)
 
     def init(rng: jax.Array, shape: Sequence[int], dtype: Any = jnp.float32) -> jax.Array:
         from prompt_tuning.prompts import files  # pylint: disable=import-outside-toplevel

@@ -8,7 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from prompt_tuning.prompts import placements
+from prompt_tuning.prompts import placements, seam
 
 Array = jax.Array
 Initializer = Callable[..., Array]
@@ -26,9 +26,9 @@ def _default_init() -> Initializer:
 class Prompt(nn.Module):
     """A trainable prompt, placed into the embedded encoder inputs.
 
-    The parameter `prompt` is `[length, embed]`, kept in float32 (`param_dtype`) and cast to the
-    activation dtype where it is used. It is combined before the encoder's input dropout, as the
-    reference does, so the prompt is regularised like the token embeddings.
+    The parameter `prompt` (`seam.PARAM`) is `[length, embed]`, kept in float32 (`param_dtype`)
+    and cast to the activation dtype where it is used. It is combined before the encoder's input
+    dropout, as the reference does, so the prompt is regularised like the token embeddings.
 
     Attributes:
       length: P, the number of prompt positions.
@@ -51,7 +51,7 @@ class Prompt(nn.Module):
         if prompt_ids is not None:
             raise ValueError("This Prompt holds a single prompt; prompt_ids are for a prompt table.")
         init = self.initializer if self.initializer is not None else _default_init()
-        prompt = self.param("prompt", nn.with_logical_partitioning(init, PROMPT_AXES),
+        prompt = self.param(seam.PARAM, nn.with_logical_partitioning(init, PROMPT_AXES),
                             (self.length, embedded.shape[-1]), self.param_dtype)
         batch = embedded.shape[0]
         # [P, embed] -> [batch, P, embed]

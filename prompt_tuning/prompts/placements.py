@@ -36,3 +36,20 @@ def prefix(prompt: Array, embedded: Array, mask: Array) -> tuple[Array, Array]:
     prompt_mask = jnp.ones(prompt.shape[:2], dtype=mask.dtype)
     return (jnp.concatenate([prompt.astype(embedded.dtype), embedded], axis=1),
             jnp.concatenate([prompt_mask, mask], axis=1))
+
+
+def suffix(prompt: Array, embedded: Array, mask: Array) -> tuple[Array, Array]:
+    """Appends the prompt after the (padded) inputs, as the reference's `suffix_prompt` does.
+
+    Padding stays masked where it is; every prompt position is attendable.
+
+    Args:
+      prompt: [batch, P, embed]
+      embedded: [batch, length, embed]
+      mask: [batch, length] bool
+    Returns:
+      ([batch, length + P, embed], [batch, length + P] bool)
+    """
+    prompt_mask = jnp.ones(prompt.shape[:2], dtype=mask.dtype)
+    return (jnp.concatenate([embedded, prompt.astype(embedded.dtype)], axis=1),
+            jnp.concatenate([mask, prompt_mask], axis=1))

@@ -1,15 +1,37 @@
-"""T5X's cross-entropy with z-loss and loss normalisation, and per-token scores."""
+"""T5X's cross-entropy with z-loss and loss normalisation."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional, Union
 
 import jax
 import jax.numpy as jnp
 
+from prompt_tuning import errors
+
 Array = jax.Array
 # Divide the summed loss by the number of target tokens with non-zero weight.
 NUM_REAL_TARGET_TOKENS = "NUM_REAL_TARGET_TOKENS"
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """The recipe's loss: cross entropy + `z_loss * logsumexp^2`, summed over target tokens
+    (`loss_normalizing_factor=None`, as T5X), or divided by a number or the token count."""
+
+    z_loss: float = 1e-4
+    loss_normalizing_factor: Optional[Union[float, str]] = None
+
+    def __post_init__(self):
+        if isinstance(self.z_loss, bool) or not isinstance(self.z_loss, (int, float)) \
+                or self.z_loss < 0:
+            raise errors.UsageError(f"z_loss must be a number >= 0, got {self.z_loss!r}.")
+        factor = self.loss_normalizing_factor
+        if factor is not None and factor != NUM_REAL_TARGET_TOKENS and (
+                isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor <= 0):
+            raise errors.UsageError(f"loss_normalizing_factor must be None, a positive number or "
+                                    f"'{NUM_REAL_TARGET_TOKENS}', got {factor!r}.")
 
 
 def cross_entropy_with_z_loss(logits: Array, targets: Array, z_loss: float) -> tuple[Array, Array]:
@@ -49,10 +71,3 @@ def weighted_loss(logits: Array, targets: Array, weights: Array, z_loss: float =
         loss = loss / loss_normalizing_factor
     return loss, {"cross_entropy": ((per_token - z) * weights).sum(),
                   "z_loss": (z * weights).sum(), "num_tokens": num_tokens}
-
-
-def token_log_probs(logits: Array, targets: Array, weights: Array) -> Array:
-    """log p(target token) at each position, 0 where `weights` is 0. -> [batch, length] float32."""
-    log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-    picked = jnp.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
-    return jnp.where(weights > 0, picked, 0.0)

@@ -13,6 +13,8 @@ from typing import Optional
 
 import optax
 
+from prompt_tuning import errors
+
 
 @dataclasses.dataclass(frozen=True)
 class AdafactorConfig:
@@ -26,10 +28,24 @@ class AdafactorConfig:
     warmup_steps: int = 0
 
     def __post_init__(self):
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}.")
-        if self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps!r}.")
+        def number(name, low, strict=True, optional=False):
+            value = getattr(self, name)
+            if optional and value is None:
+                return
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
+                value > low if strict else value >= low)
+            if not ok:
+                raise errors.UsageError(f"AdafactorConfig.{name} must be a number "
+                                        f"{'>' if strict else '>='} {low}, got {value!r}.")
+
+        number("learning_rate", 0)
+        number("decay_rate", 0)
+        number("weight_decay_rate", 0, strict=False, optional=True)
+        number("clipping_threshold", 0, optional=True)
+        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) \
+                or self.warmup_steps < 0:
+            raise errors.UsageError(f"warmup_steps must be an integer >= 0, got "
+                                    f"{self.warmup_steps!r}.")
 
 
 def learning_rate_schedule(config: AdafactorConfig) -> optax.Schedule:

@@ -1,13 +1,12 @@
-"""Pure, jit-able steps: train on a batch (gradients for the trainable dict only) and score one.
+"""The pure, jit-able train step: gradients for the trainable dict only.
 
-Batches are seqio `EncDecFeatureConverter` outputs: `encoder_input_tokens`, `decoder_input_tokens`,
-`decoder_target_tokens`, `decoder_loss_weights`, all `[batch, length]` int32.
+Batches are seqio `EncDecFeatureConverter` outputs (`runtime.forward`), optionally with
+`prompt_ids` `[batch]` for a prompt table.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Callable, Mapping, Optional, Union
+from typing import Any, Callable, Mapping
 
 import flax
 import jax
@@ -15,6 +14,7 @@ import jax.numpy as jnp
 import optax
 
 from prompt_tuning.model import Transformer
+from prompt_tuning.runtime import forward
 from prompt_tuning.training import losses, trainable
 
 Array = jax.Array
@@ -39,22 +39,8 @@ class TrainState:
         return cls(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params))
 
 
-@dataclasses.dataclass(frozen=True)
-class LossConfig:
-    z_loss: float = 1e-4
-    loss_normalizing_factor: Optional[Union[float, str]] = None
-
-
-def _logits(model: Transformer, params: PyTree, batch: Batch, dropout_rng: Optional[Array]
-            ) -> Array:
-    rngs = {"dropout": dropout_rng} if dropout_rng is not None else {}
-    return model.apply({"params": params}, batch["encoder_input_tokens"],
-                       batch["decoder_input_tokens"], batch["decoder_target_tokens"],
-                       enable_dropout=dropout_rng is not None, rngs=rngs)
-
-
 def make_train_step(model: Transformer, optimizer: optax.GradientTransformation,
-                    loss_config: LossConfig = LossConfig()
+                    loss_config: losses.LossConfig = losses.LossConfig()
                     ) -> Callable[[TrainState, PyTree, Batch, Array], tuple[TrainState, dict]]:
     """`train_step(state, frozen_params, batch, dropout_rng) -> (state, metrics)`.
 
@@ -64,7 +50,7 @@ def make_train_step(model: Transformer, optimizer: optax.GradientTransformation,
 
     def train_step(state: TrainState, frozen: PyTree, batch: Batch, dropout_rng: Array):
         def loss_fn(params):
-            logits = _logits(model, trainable.merge(params, frozen), batch, dropout_rng)
+            logits = forward.logits(model, trainable.merge(params, frozen), batch, dropout_rng)
             return losses.weighted_loss(logits, batch["decoder_target_tokens"],
                                         batch["decoder_loss_weights"], loss_config.z_loss,
                                         loss_config.loss_normalizing_factor)
@@ -80,18 +66,3 @@ def make_train_step(model: Transformer, optimizer: optax.GradientTransformation,
         return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
     return train_step
-
-
-def make_score_step(model: Transformer) -> Callable[[PyTree, Batch], dict[str, Array]]:
-    """`score_step(params, batch) -> {"log_likelihood": [batch], "token_log_probs": [batch, t]}`.
-
-    Like T5X's `score_batch`: the sum of target-token log-probabilities, padding masked.
-    """
-
-    def score_step(params: PyTree, batch: Batch) -> dict[str, Array]:
-        logits = _logits(model, params, batch, None)
-        weights = batch.get("decoder_loss_weights", batch["decoder_target_tokens"] > 0)
-        per_token = losses.token_log_probs(logits, batch["decoder_target_tokens"], weights)
-        return {"log_likelihood": per_token.sum(axis=-1), "token_log_probs": per_token}
-
-    return score_step

@@ -12,9 +12,12 @@ from typing import Any, Mapping, Sequence
 
 from flax import traverse_util
 
+from prompt_tuning import errors
+from prompt_tuning.prompts import seam
+
 PyTree = Any
 Flat = dict[str, Any]
-DEFAULT_TRAINABLE = (r"prompt/.*",)
+DEFAULT_TRAINABLE = seam.TRAINABLE
 
 
 def flatten(params: PyTree) -> Flat:
@@ -32,15 +35,16 @@ def trainable_paths(params: PyTree, patterns: Sequence[str] = DEFAULT_TRAINABLE)
     try:
         compiled = [re.compile(p) for p in patterns]
     except re.error as e:
-        raise ValueError(f"Bad trainable-parameter regex in {list(patterns)}: {e}") from e
+        raise errors.UsageError(f"Bad trainable-parameter regex in {list(patterns)}: {e}") from e
     paths = sorted(flatten(params))
     chosen = [p for p in paths if any(c.fullmatch(p) for c in compiled)]
     if not chosen:
-        raise ValueError(f"Trainable-parameter regexes {list(patterns)} match no parameter; "
-                         f"paths look like {paths[:3]}.")
+        raise errors.UsageError(f"Trainable-parameter regexes {list(patterns)} match no "
+                                f"parameter; paths look like {paths[:3]}.")
     if len(chosen) == len(paths):
-        raise ValueError(f"Trainable-parameter regexes {list(patterns)} match every parameter: "
-                         "that is full fine-tuning, not prompt tuning. Narrow them (e.g. 'prompt/.*').")
+        raise errors.UsageError(f"Trainable-parameter regexes {list(patterns)} match every "
+                                "parameter: that is full fine-tuning, not prompt tuning. Narrow "
+                                "them (e.g. 'prompt/.*').")
     return chosen
 
 

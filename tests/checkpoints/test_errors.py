@@ -124,7 +124,6 @@ def test_missing_zarr_dir(tmp_path):
 
 
 def test_truncated_safetensors(tmp_path):
-    pytest.importorskip("transformers")
     from tests import oracles  # pylint: disable=import-outside-toplevel
     oracles.build_hf_t5(tiny.CONFIG).save_pretrained(str(tmp_path))
     _truncate(str(tmp_path / "model.safetensors"))

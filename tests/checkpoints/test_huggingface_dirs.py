@@ -3,13 +3,12 @@
 import os
 
 import pytest
+import transformers  # noqa: F401  pylint: disable=unused-import  (the oracle must be installed)
 
 from prompt_tuning import checkpoints
 from prompt_tuning.checkpoints import huggingface
 from tests import oracles
 from tests.checkpoints import tiny
-
-pytest.importorskip("transformers")
 
 
 @pytest.fixture(scope="module")

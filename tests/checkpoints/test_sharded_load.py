@@ -15,7 +15,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def test_every_format_loads_onto_a_4x2_mesh(tmp_path):
-    pytest.importorskip("transformers")
     model = oracles.build_hf_t5(tiny.CONFIG, seed=5)
     model.save_pretrained(str(tmp_path / "hf"))
     expected = huggingface.hf_to_flat(oracles.hf_state_numpy(model), tiny.CONFIG)

@@ -140,5 +140,5 @@ def test_squad_no_overlap_scores_zero():
 
 
 def test_record_squad_with_nothing_to_score_is_an_error():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="No examples to score"):
         metrics.record_squad([], [])

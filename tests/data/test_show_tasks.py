@@ -59,12 +59,12 @@ def test_a_mixture_lists_its_tasks():
     (("--task=builtin_sentimen",), "error: Unknown task or mixture 'builtin_sentimen'"),
     (("--task=builtin_sentiment", "--split=dev"), "has no split 'dev'"),
     (("--task=builtin_sentiment", "--num_examples=0"), "--num_examples must be at least 1"),
-    (("--tfds_data_dir=/no/such/dir",), "--tfds_data_dir /no/such/dir does not exist"),
+    (("--tfds_data_dir=/no/such/dir",), "--tfds_data_dir /no/such/dir is not a directory"),
     (("--no_such_flag=1",), "error: Unknown command line flag 'no_such_flag'"),
 ])
 def test_user_errors_are_one_line(args, message):
     result = run_in_process(MODULE, *args)
-    assert result.returncode == 1
+    assert result.returncode == 2  # each is a mistake of the command line
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert result.stdout == ""
@@ -95,7 +95,7 @@ def test_unprepared_tfds_data_is_a_clear_error_and_downloads_nothing(unprepared_
 
 def test_command_line_unknown_task_exits_non_zero_without_traceback():
     result = run_subprocess(MODULE, "--task=no_such_task", timeout=300)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: Unknown task or mixture 'no_such_task'")

@@ -4,6 +4,7 @@ import hashlib
 
 import pytest
 
+from prompt_tuning import errors
 from prompt_tuning.data import vocab
 
 
@@ -21,7 +22,7 @@ def test_shipped_vocabulary_is_t5s():
 
 
 def test_missing_and_bad_vocabulary_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="No SentencePiece vocabulary"):
+    with pytest.raises(errors.UserError, match="No SentencePiece vocabulary"):
         vocab.get_vocabulary(str(tmp_path / "nope.model"))
     bad = tmp_path / "bad.model"
     bad.write_bytes(b"this is not a sentencepiece model")

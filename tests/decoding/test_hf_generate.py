@@ -5,13 +5,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import traverse_util
+import torch
 
 from prompt_tuning.checkpoints import huggingface
 from prompt_tuning.decoding import greedy_decode, make_tokens_to_logits
 from prompt_tuning.model import T5Config, Transformer
 from tests import oracles
 
-torch = pytest.importorskip("torch")
 
 CONFIG = T5Config(vocab_size=32, emb_dim=32, num_heads=2, num_encoder_layers=2,
                   num_decoder_layers=2, head_dim=16, mlp_dim=64, relpos_num_buckets=16,

@@ -35,20 +35,14 @@ def run_in_process(module: str, *args: str) -> Result:
     import importlib
 
     import gin
-    from absl import flags
 
-    from prompt_tuning import gin_launch
+    from prompt_tuning import cli
 
     mod = importlib.import_module(module)
-    flags.FLAGS.unparse_flags()
     gin.clear_config(clear_constants=True)
     out, err = io.StringIO(), io.StringIO()
-    code = 0
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            gin_launch.run_cli(lambda: mod.main([module, *args]))
-        except SystemExit as e:
-            code = int(e.code or 0)
+        code = cli.call(mod.main, [module, *args])
     return Result(code, out.getvalue(), err.getvalue())
 
 

@@ -76,12 +76,12 @@ def test_operative_config_has_every_way_of_setting_values(run):
     with open(os.path.join(run.model_dir, "config.gin")) as f:
         config = f.read()
     assert f"EVAL_PERIOD = {EVAL_PERIOD}" in config           # user file via --gin_search_paths
-    assert f"evaluator.EvalConfig.num_examples = {tiny_run.EVAL_EXAMPLES}" in config
+    assert f"eval_config.EvalConfig.num_examples = {tiny_run.EVAL_EXAMPLES}" in config
     assert f"BATCH_SIZE = {tiny_run.BATCH_SIZE}" in config     # --gin_bindings
     assert f"TRAIN_STEPS = {TRAIN_STEPS}" in config            # --gin.NAME=VALUE
     assert f"PROMPT_LENGTH = {PROMPT_LENGTH}" in config
     assert "PromptConfig.init = @initializers.from_sampled_vocab" in config  # shipped configs/
-    assert "MODEL/model_config.T5Config.emb_dim = 64" in config
+    assert "model_config.t5_1_1.size = 'tiny'" in config     # the size file
     assert f"optim.AdafactorConfig.learning_rate = {tiny_run.LEARNING_RATE}" in config
 
 
@@ -120,7 +120,7 @@ def test_eval_from_run_equals_what_training_recorded(run, tmp_path, checkpoint_s
         checkpoint_step, int(checkpoint_step) if checkpoint_step.isdigit() else None)
     recorded = read_events(os.path.join(run.model_dir, "validation"))[ACCURACY][step]
     assert result["prompt"] == f"{run.model_dir} step {step}"
-    assert result["mode"] == "generate" and result["split"] == "validation"
+    assert result["mode"] == "generate, greedy" and result["split"] == "validation"
     assert result["metrics"][TASK]["accuracy"] == pytest.approx(recorded)
 
 
@@ -147,7 +147,8 @@ def test_eval_from_exported_prompt_alone(run, exports, tmp_path, source):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("flags, mode", [(("--gin.DECODING='beam'",), "generate"),
+@pytest.mark.parametrize("flags, mode", [(("--gin.DECODING='beam'",),
+                                          "generate, beam search (4 beams, alpha 0.6)"),
                                          (("--gin.EVAL_MODE='rank'",), "rank")])
 def test_eval_beam_search_and_rank_classification(exports, tmp_path, flags, mode):
     result = evaluate(str(tmp_path), f"--gin.PROMPT_FILE='{exports['best']}'", *flags)
@@ -168,7 +169,7 @@ def test_infer_writes_jsonl_predictions(run, exports, tmp_path, source):
               else f"--gin.PROMPT_FILE='{exports['best']}'")
     result = run_ok("prompt_tuning.infer", *tiny_run.infer_flags(
         str(output), "--gin.NUM_EXAMPLES=12", "--gin.INFER_BATCH_SIZE=8", prompt))
-    assert f"wrote 12 predictions to {output}" in result.stdout
+    assert f"wrote 12 predictions to {output} (greedy)" in result.stdout
     lines = [json.loads(line) for line in output.read_text().splitlines()]
     assert len(lines) == 12
     for line in lines:
@@ -251,9 +252,9 @@ CLASS_LABELS = ["food", "music"]
 
 @pytest.fixture(scope="module")
 def frozen():
-    from prompt_tuning.training import model_setup  # pylint: disable=import-outside-toplevel
+    from prompt_tuning import runtime  # pylint: disable=import-outside-toplevel
 
-    return model_setup.load_frozen_model(model_setup.ModelConfig("builtin:tiny_t5"))
+    return runtime.load_frozen_model(runtime.ModelConfig("builtin:tiny_t5"))
 
 
 def _operative_prompt(gin_files: list[str], bindings: list[str], frozen) -> tuple[str, np.ndarray]:
@@ -261,15 +262,17 @@ def _operative_prompt(gin_files: list[str], bindings: list[str], frozen) -> tupl
     import gin  # pylint: disable=import-outside-toplevel
     import jax  # pylint: disable=import-outside-toplevel
 
-    from prompt_tuning import gin_launch  # pylint: disable=import-outside-toplevel
-    from prompt_tuning.training import model_setup  # pylint: disable=import-outside-toplevel
+    from prompt_tuning import runtime  # pylint: disable=import-outside-toplevel
+    from prompt_tuning.cli import gin_config  # pylint: disable=import-outside-toplevel
+    from prompt_tuning.prompts import seam  # pylint: disable=import-outside-toplevel
+    from prompt_tuning.training.config import TrainConfig  # pylint: disable=import-outside-toplevel
 
     gin.clear_config(clear_constants=True)
     try:
-        gin_launch.parse(gin_files, REQUIRED_BINDINGS + bindings)
-        prompt_config = gin.query_parameter("PROMPT/macro.value").scoped_configurable_fn()
-        params = model_setup.init_prompt(prompt_config, frozen, jax.random.PRNGKey(0))
-        return gin.config_str(), np.asarray(params["prompt/prompt"])
+        gin_config.parse(gin_files, REQUIRED_BINDINGS + bindings)
+        prompt_config = gin_config.build(TrainConfig).prompt
+        params = runtime.init_prompt(prompt_config, frozen, jax.random.PRNGKey(0))
+        return gin.config_str(), np.asarray(params[seam.PATH])
     finally:
         gin.clear_config(clear_constants=True)
 
@@ -303,15 +306,14 @@ def test_prompt_file_order_does_not_change_the_initializer(frozen, monkeypatch, 
 
 def test_trainable_regexes_add_frozen_parameters(tmp_path):
     """PromptConfig.trainable decides what trains; the rest stays equal to the checkpoint."""
-    from prompt_tuning import checkpoints
-    from prompt_tuning.training import checkpointing
+    from prompt_tuning import checkpoints, run_dir
 
     model_dir = str(tmp_path / "run")
     norm = "encoder/encoder_norm/scale"
     run_ok("prompt_tuning.train", *tiny_run.train_flags(
-        model_dir, "--gin.model_setup.PromptConfig.trainable=['prompt/.*', 'encoder/encoder_norm/.*']",
+        model_dir, "--gin.PromptConfig.trainable=['prompt/.*', 'encoder/encoder_norm/.*']",
         train_steps=5))
-    runs = checkpointing.RunCheckpoints(model_dir)
+    runs = run_dir.RunCheckpoints(model_dir)
     try:
         state, _ = runs.state_tree("latest")
     finally:
@@ -325,7 +327,7 @@ def test_trainable_regexes_add_frozen_parameters(tmp_path):
 def test_trainable_regexes_must_keep_the_prompt(tmp_path):
     model_dir = str(tmp_path / "new" / "run")
     result = runner.run_in_process("prompt_tuning.train", *tiny_run.train_flags(
-        model_dir, "--gin.model_setup.PromptConfig.trainable=['encoder/encoder_norm/.*']"))
-    assert result.returncode == 1
+        model_dir, "--gin.PromptConfig.trainable=['encoder/encoder_norm/.*']"))
+    assert result.returncode == 2
     assert "leaves the prompt frozen" in result.stderr.strip().splitlines()[-1]
     assert not os.path.exists(os.path.dirname(model_dir))

@@ -38,7 +38,7 @@ KILL_SEED = 20261125
 DEADLINE_S = 540  # a hard stop (the test takes about 2-3 minutes on 2 idle cores)
 POLL_S = 0.002    # a checkpoint is half-written for some 30-100 ms; poll well inside that
 TMP_MARK = ".orbax-checkpoint-tmp"
-TRASH_DIR = "being_deleted"  # checkpointing.TRASH_DIR, without importing JAX to collect the tests
+TRASH_DIR = "being_deleted"  # run_dir.TRASH_DIR, without importing JAX to collect the tests
 
 # A trigger is made at each launch, for its MODEL_DIR; given the seconds since the launch, it
 # says whether to kill now.
@@ -226,7 +226,7 @@ def _checkpoint_steps(model_dir: str) -> list[int]:
 
 def _compare_runs(reference_dir: str, resumed_dir: str) -> None:
     from prompt_tuning.export import prompt_from_run  # pylint: disable=import-outside-toplevel
-    from prompt_tuning.training import checkpointing  # pylint: disable=import-outside-toplevel
+    from prompt_tuning import run_dir  # pylint: disable=import-outside-toplevel
 
     best_step = None
     for which in ("latest", "best"):
@@ -243,7 +243,7 @@ def _compare_runs(reference_dir: str, resumed_dir: str) -> None:
 
     states = []
     for model_dir in (reference_dir, resumed_dir):
-        runs = checkpointing.RunCheckpoints(model_dir)
+        runs = run_dir.RunCheckpoints(model_dir)
         try:
             states.append(runs.state_tree("latest"))
         finally:
@@ -274,34 +274,35 @@ def _tiny_state(step: int):
 
 
 def test_a_run_killed_while_writing_run_json_can_restart(tmp_path):
-    from prompt_tuning.training import checkpointing  # pylint: disable=import-outside-toplevel
+    from prompt_tuning import errors  # pylint: disable=import-outside-toplevel
+    from prompt_tuning import run_dir  # pylint: disable=import-outside-toplevel
 
     (tmp_path / "run.json.tmp").write_text('{"task": ')  # killed mid-write: only the temporary
-    checkpointing.check_model_dir(str(tmp_path), {"task": "t"})
+    run_dir.check_model_dir(str(tmp_path), {"task": "t"})
     (tmp_path / "notes.txt").write_text("someone else's")
-    with pytest.raises(checkpointing.RunDirError, match="holds no run.json"):
-        checkpointing.check_model_dir(str(tmp_path), {"task": "t"})
+    with pytest.raises(errors.RunDirError, match="holds no run.json"):
+        run_dir.check_model_dir(str(tmp_path), {"task": "t"})
 
 
 def test_opening_checkpoints_writes_nothing(tmp_path):
-    from prompt_tuning.training import checkpointing  # pylint: disable=import-outside-toplevel
+    from prompt_tuning import run_dir  # pylint: disable=import-outside-toplevel
 
     for writer in (False, True):
-        runs = checkpointing.RunCheckpoints(str(tmp_path / "run"), keep=2, writer=writer)
+        runs = run_dir.RunCheckpoints(str(tmp_path / "run"), keep=2, writer=writer)
         assert runs.latest_step() is None and runs.best_step() is None
         runs.close()
     assert not (tmp_path / "run").exists()
 
 
 def test_readers_never_touch_a_live_run(tmp_path):
-    from prompt_tuning.training import checkpointing  # pylint: disable=import-outside-toplevel
+    from prompt_tuning import run_dir  # pylint: disable=import-outside-toplevel
 
     model_dir = str(tmp_path)
-    writer = checkpointing.RunCheckpoints(model_dir, keep=1, writer=True)
+    writer = run_dir.RunCheckpoints(model_dir, keep=1, writer=True)
     writer.save(_tiny_state(5), {"best_step": None})
     in_progress = tmp_path / "checkpoints" / ("10" + TMP_MARK)  # the writer's next save
     in_progress.mkdir()
-    reader = checkpointing.RunCheckpoints(model_dir)
+    reader = run_dir.RunCheckpoints(model_dir)
     assert reader.restore_params("latest")[1]["step"] == 5
     with pytest.raises(RuntimeError, match="writer=True"):
         reader.save(_tiny_state(6), {})
@@ -311,10 +312,10 @@ def test_readers_never_touch_a_live_run(tmp_path):
 
 
 def test_the_writer_clears_what_a_killed_run_left(tmp_path):
-    from prompt_tuning.training import checkpointing  # pylint: disable=import-outside-toplevel
+    from prompt_tuning import run_dir  # pylint: disable=import-outside-toplevel
 
     model_dir = str(tmp_path)
-    runs = checkpointing.RunCheckpoints(model_dir, keep=2, writer=True)
+    runs = run_dir.RunCheckpoints(model_dir, keep=2, writer=True)
     for step in (5, 10, 15):
         runs.save(_tiny_state(step), {"best_step": None})
     runs.save_best(10, _tiny_state(10).params, {"score": 1.0})
@@ -323,10 +324,10 @@ def test_the_writer_clears_what_a_killed_run_left(tmp_path):
     # a step committed whose older neighbour was not yet deleted (keep-N broken).
     checkpoints, best = tmp_path / "checkpoints", tmp_path / "best"
     for half in (checkpoints / ("20" + TMP_MARK), best / ("20" + TMP_MARK),
-                 checkpoints / checkpointing.TRASH_DIR / "5"):
+                 checkpoints / run_dir.TRASH_DIR / "5"):
         half.mkdir(parents=True)
         (half / "some_file").write_text("half")
-    runs = checkpointing.RunCheckpoints(model_dir, keep=1, writer=True)  # keep lowered on resume
+    runs = run_dir.RunCheckpoints(model_dir, keep=1, writer=True)  # keep lowered on resume
     assert runs.latest_step() == 15  # temporaries are not steps
     runs.close()  # the restart had nothing to train
     assert _step_dirs(model_dir, "checkpoints") == [15] and _step_dirs(model_dir, "best") == [10]
@@ -334,10 +335,10 @@ def test_the_writer_clears_what_a_killed_run_left(tmp_path):
 
 
 def test_a_new_best_is_written_before_the_old_one_goes(tmp_path):
-    from prompt_tuning.training import checkpointing  # pylint: disable=import-outside-toplevel
+    from prompt_tuning import run_dir  # pylint: disable=import-outside-toplevel
 
     model_dir = str(tmp_path)
-    runs = checkpointing.RunCheckpoints(model_dir, keep=2, writer=True)
+    runs = run_dir.RunCheckpoints(model_dir, keep=2, writer=True)
     runs.save_best(0, _tiny_state(0).params, {"score": 1.0})
     deleted = []
     real_delete = runs._best.delete  # pylint: disable=protected-access
@@ -352,7 +353,7 @@ def test_a_new_best_is_written_before_the_old_one_goes(tmp_path):
     # Written by a killed, identical attempt: kept as it is.
     runs.save_best(10, _tiny_state(99).params, {"score": 2.0})
     runs.close()
-    reader = checkpointing.RunCheckpoints(model_dir)
+    reader = run_dir.RunCheckpoints(model_dir)
     params, info = reader.restore_params("best")
     reader.close()
     assert info == {"score": 2.0, "step": 10}

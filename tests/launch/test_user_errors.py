@@ -8,6 +8,7 @@ and a MODEL_DIR that did not exist still does not (nor does any parent the run w
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -24,11 +25,12 @@ def run(tmp_path_factory) -> tiny_run.SharedRun:
     return tiny_run.shared_run(tmp_path_factory)
 
 
-def assert_user_error(result: Result, *fragments: str) -> str:
-    """The last stderr line is the only `error: ` line, with every fragment; exit code 1."""
+def assert_user_error(result: Result, *fragments: str, code: int = 1) -> str:
+    """The last stderr line is the only `error: ` line, with every fragment; exit code `code`
+    (2 for a mistake of the command line itself, 1 for one about files, data or MODEL_DIR)."""
     lines = result.stderr.strip().splitlines()
     errors = [line for line in lines if line.startswith("error: ")]
-    assert result.returncode == 1, result.stderr[-3000:]
+    assert result.returncode == code, result.stderr[-3000:]
     assert len(errors) == 1 and lines[-1] == errors[0], result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     for fragment in fragments:
@@ -36,20 +38,22 @@ def assert_user_error(result: Result, *fragments: str) -> str:
     return errors[0]
 
 
-def fails_untouched(module: str, args: list[str], watched: str, *fragments: str) -> str:
+def fails_untouched(module: str, args: list[str], watched: str, *fragments: str,
+                    code: int = 1) -> str:
     """Runs `module` and checks the error and that `watched` (a directory) did not change."""
     before, existed = snapshot(watched), os.path.exists(watched)
-    message = assert_user_error(run_in_process(module, *args), *fragments)
+    message = assert_user_error(run_in_process(module, *args), *fragments, code=code)
     assert os.path.exists(watched) == existed
     assert snapshot(watched) == before
     return message
 
 
-def train_fails(model_dir: str, flags: list[str], *fragments: str, drop: tuple = ()) -> str:
+def train_fails(model_dir: str, flags: list[str], *fragments: str, drop: tuple = (),
+                code: int = 1) -> str:
     args = [a for a in tiny_run.train_flags(model_dir) if not a.startswith(drop or "\0")] + flags
     # Watch the parent too: a failed run must not leave a fresh MODEL_DIR (or parent) behind.
     watched = os.path.dirname(os.path.dirname(model_dir))
-    return fails_untouched("prompt_tuning.train", args, watched, *fragments)
+    return fails_untouched("prompt_tuning.train", args, watched, *fragments, code=code)
 
 
 # --------------------------------------------------------------------------------------------
@@ -65,7 +69,7 @@ TRAIN_MISTAKES = {
                          ["Unknown gin file 'runs/prompt_finetuning.gin'"], ()),
     "--gin. without a value": (["--gin.TRAIN_STEPS"], ["Bad gin override '--gin.TRAIN_STEPS'"], ()),
     "unbalanced --gin. value": (["--gin.TASK_FEATURE_LENGTHS={'inputs': 32"], ["unbalanced"], ()),
-    "unknown parameter": (["--gin.loop.train.num_steps=5"],
+    "unknown parameter": (["--gin.train_config.TrainConfig.num_steps=5"],
                           ["doesn't have a parameter named 'num_steps'"], ()),
     "missing checkpoint": (["--gin.INITIAL_CHECKPOINT_PATH='/nonexistent/checkpoint_1000'"],
                            ["/nonexistent/checkpoint_1000 does not exist"], ()),
@@ -79,7 +83,7 @@ TRAIN_MISTAKES = {
     "PROMPT_LENGTH 0": (["--gin.PROMPT_LENGTH=0"],
                         ["PROMPT_LENGTH must be a positive integer"], ()),
     "TRAIN_STEPS 0": (["--gin.TRAIN_STEPS=0"], ["TRAIN_STEPS must be a positive integer"], ()),
-    "packing": (["--gin.datasets.DatasetConfig.pack=True"], ["does not pack examples"], ()),
+    "packing": (["--gin.pipeline.DatasetConfig.pack=True"], ["does not pack examples"], ()),
     "two prompt files": (["--gin_file=runs/embedded_default.gin",
                           "--gin_file=prompts/random_uniform.gin"],
                          ["More than one prompt initializer file",
@@ -93,10 +97,16 @@ TRAIN_MISTAKES = {
 }
 
 
+# Mistakes about files rather than the command line itself: exit code 1, the others 2.
+FILE_MISTAKES = {"missing checkpoint", "checkpoint of another size",
+                 "vocabulary that is no SentencePiece model", "missing vocabulary"}
+
+
 @pytest.mark.parametrize("mistake", list(TRAIN_MISTAKES))
 def test_train_mistake(tmp_path, mistake):
     flags, fragments, drop = TRAIN_MISTAKES[mistake]
-    train_fails(str(tmp_path / "new" / "run"), flags, *fragments, drop=drop)
+    train_fails(str(tmp_path / "new" / "run"), flags, *fragments, drop=drop,
+                code=1 if mistake in FILE_MISTAKES else 2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,7 +155,7 @@ def test_eval_with_prompt_file_of_another_width(tmp_path):
     np.save(prompt, np.zeros((PROMPT_LENGTH, 32), np.float32))
     output = str(tmp_path / "eval")
     args = tiny_run.eval_flags(output, f"--gin.PROMPT_FILE='{prompt}'")
-    fails_untouched("prompt_tuning.eval", args, output, "embedding width is 64")
+    fails_untouched("prompt_tuning.eval", args, output, "does not fit the model: expected [P, 64]")
 
 
 @pytest.mark.parametrize("module", ["prompt_tuning.eval", "prompt_tuning.infer"])
@@ -156,12 +166,13 @@ def test_eval_and_infer_with_a_prompt_too_long_for_the_model(tmp_path, module):
     flags = (tiny_run.eval_flags(output, f"--gin.PROMPT_FILE='{prompt}'")
              if module.endswith("eval") else tiny_run.infer_flags(
                  os.path.join(output, "p.jsonl"), f"--gin.PROMPT_FILE='{prompt}'"))
-    fails_untouched(module, flags, output, "2040 + inputs length 32 = 2072 is longer")
+    fails_untouched(module, flags, output, "2040 + inputs length 32 = 2072 is longer", code=2)
 
 
 def test_eval_without_a_prompt(tmp_path):
     output = str(tmp_path / "eval")
-    fails_untouched("prompt_tuning.eval", tiny_run.eval_flags(output), output, "No prompt")
+    fails_untouched("prompt_tuning.eval", tiny_run.eval_flags(output), output, "No prompt",
+                    code=2)
 
 
 def test_eval_from_a_directory_that_is_no_run(tmp_path):
@@ -206,7 +217,7 @@ def test_foreign_model_dir(tmp_path):
 def test_model_dir_of_a_run_with_another_config(run):
     flags = [f"--gin.MODEL_DIR='{run.model_dir}'", "--gin.PROMPT_LENGTH=5"]
     fails_untouched("prompt_tuning.train", tiny_run.train_flags("unused") + flags, run.model_dir,
-                    "holds a different run", "prompt_length was 10, now 5")
+                    "holds a different run", "prompt.length was 10, now 5")
 
 
 @pytest.mark.slow
@@ -215,14 +226,16 @@ def test_batch_size_not_divisible_by_the_devices(tmp_path):
     result = run_subprocess("prompt_tuning.train", *tiny_run.train_flags(model_dir),
                             env={"XLA_FLAGS": "--xla_force_host_platform_device_count=3",
                                  "JAX_PLATFORMS": "cpu"})
-    assert_user_error(result, "batch size 8 is not divisible by the 3 data-parallel devices")
+    assert_user_error(result, "batch size 8 is not divisible by the 3 data-parallel devices",
+                      code=2)
     assert not os.path.exists(tmp_path / "new")
 
 
 def test_missing_macro_on_the_command_line(tmp_path):
     """A true subprocess: nothing but the error line on stderr from our code, exit code 1."""
     result = run_subprocess("prompt_tuning.train", "--gin_file=runs/embedded_default.gin")
-    assert_user_error(result, "required macro MODEL_DIR is not set (use --gin.MODEL_DIR=...)")
+    assert_user_error(result, "required macro MODEL_DIR is not set (use --gin.MODEL_DIR=...)",
+                      code=2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -247,7 +260,14 @@ def _prompt_at(model_dir: str, step: str) -> tuple[int, np.ndarray]:
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(run, tmp_path):
     model_dir = _copy_run(run, tmp_path)
     _, before = _prompt_at(model_dir, "latest")
-    # Resumed with a learning rate that overflows float32: the first update is not finite.
+    # A run whose learning rate overflows float32 (a resumed run may not change its learning
+    # rate, so the copy's run.json says so too): the first update after the resume is not finite.
+    run_file = os.path.join(model_dir, "run.json")
+    with open(run_file) as f:
+        identity = json.load(f)
+    identity["optimizer"]["learning_rate"] = 1e39
+    with open(run_file, "w") as f:
+        json.dump(identity, f)
     args = tiny_run.train_flags(model_dir, "--gin.optim.AdafactorConfig.learning_rate=1e39",
                                 train_steps=TRAIN_STEPS + 5)
     message = assert_user_error(run_in_process("prompt_tuning.train", *args), "non-finite",
@@ -286,24 +306,24 @@ def test_corrupt_checkpoint(run, tmp_path):
     fails_untouched("prompt_tuning.eval", eval_args, model_dir, *fragments)
 
 
-@pytest.mark.parametrize("step, fragment", [("7", "has no checkpoint for step '7'"),
-                                            ("soon", "'best', 'latest' or a step number")])
-def test_export_of_a_step_that_does_not_exist(run, tmp_path, step, fragment):
+@pytest.mark.parametrize("step, fragment, code", [("7", "has no checkpoint for step '7'", 1),
+                                                  ("soon", "'best', 'latest' or a step number", 2)])
+def test_export_of_a_step_that_does_not_exist(run, tmp_path, step, fragment, code):
     output = str(tmp_path / "out.npy")
     args = [f"--model_dir={run.model_dir}", f"--step={step}", f"--output={output}"]
-    fails_untouched("prompt_tuning.export_prompt", args, run.model_dir, fragment)
+    fails_untouched("prompt_tuning.export_prompt", args, run.model_dir, fragment, code=code)
     assert not os.path.exists(output)
 
 
 def test_export_mistakes(run, tmp_path):
     existing = tmp_path / "taken.npy"
     existing.write_bytes(b"keep me")
-    cases = [([f"--model_dir={run.model_dir}", f"--output={existing}"], "already exists"),
+    cases = [([f"--model_dir={run.model_dir}", f"--output={existing}"], "already exists", 1),
              ([f"--model_dir={run.model_dir}", f"--prompt={existing}", "--output=x.npy"],
-              "give exactly one of"),
-             ([f"--model_dir={run.model_dir}"], "--output is required"),
+              "give exactly one of", 2),
+             ([f"--model_dir={run.model_dir}"], "--output is required", 2),
              ([f"--model_dir={tmp_path / 'nowhere'}", f"--output={tmp_path / 'o.npy'}"],
-              "is not a prompt-tuning run directory")]
-    for args, fragment in cases:
-        fails_untouched("prompt_tuning.export_prompt", args, str(tmp_path), fragment)
+              "is not a prompt-tuning run directory", 1)]
+    for args, fragment, code in cases:
+        fails_untouched("prompt_tuning.export_prompt", args, str(tmp_path), fragment, code=code)
     assert existing.read_bytes() == b"keep me"

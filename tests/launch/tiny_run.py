@@ -36,12 +36,12 @@ MODEL_FLAGS = ("--gin_file=models/t5_1_1_tiny_prompt.gin",
 USER_GIN_NAME = "my_tiny_run.gin"
 LEARNING_RATE = 0.1  # not the recipe's 0.3: dev accuracy then climbs over several evaluations
 USER_GIN = f"""from __gin__ import dynamic_registration
-from prompt_tuning.evaluation import evaluator
+from prompt_tuning.runtime import eval_config
 from prompt_tuning.training import optim
 
 EVAL_PERIOD = {EVAL_PERIOD}
 CHECKPOINT_PERIOD = {CHECKPOINT_PERIOD}
-evaluator.EvalConfig.num_examples = {EVAL_EXAMPLES}
+eval_config.EvalConfig.num_examples = {EVAL_EXAMPLES}
 optim.AdafactorConfig.learning_rate = {LEARNING_RATE}
 """
 
@@ -53,7 +53,8 @@ def train_flags(model_dir: str, *extra: str, prompt_file: str = "prompts/from_sa
             f"--gin.TRAIN_STEPS={train_steps}", f"--gin.PROMPT_LENGTH={PROMPT_LENGTH}",
             f"--gin.BATCH_SIZE={BATCH_SIZE}", f"--gin.EVAL_PERIOD={EVAL_PERIOD}",
             f"--gin.CHECKPOINT_PERIOD={CHECKPOINT_PERIOD}", f"--gin.CHECKPOINTS_TO_KEEP={KEEP}",
-            f"--gin.evaluator.EvalConfig.num_examples={EVAL_EXAMPLES}",
+            f"--gin.eval_config.EvalConfig.num_examples={EVAL_EXAMPLES}",
+            f"--gin.optim.AdafactorConfig.learning_rate={LEARNING_RATE}",
             f"--gin.MODEL_DIR='{model_dir}'", *extra]
 
 
@@ -61,7 +62,7 @@ def eval_flags(output_dir: str, *extra: str) -> list[str]:
     """Flags of `prompt_tuning.eval` on the same dev examples the shared run evaluated."""
     return [*MODEL_FLAGS, "--gin_file=runs/prompt_eval.gin",
             f"--gin.EVAL_OUTPUT_DIR='{output_dir}'",
-            f"--gin.evaluator.EvalConfig.num_examples={EVAL_EXAMPLES}", *extra]
+            f"--gin.eval_config.EvalConfig.num_examples={EVAL_EXAMPLES}", *extra]
 
 
 def infer_flags(output_file: str, *extra: str) -> list[str]:

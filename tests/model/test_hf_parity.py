@@ -5,12 +5,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import traverse_util
+import torch
 
 from prompt_tuning.checkpoints import huggingface
 from prompt_tuning.model import T5Config, Transformer
 from tests import oracles
 
-torch = pytest.importorskip("torch")
 
 CONFIG = T5Config(vocab_size=128, emb_dim=64, num_heads=4, num_encoder_layers=2,
                   num_decoder_layers=2, head_dim=16, mlp_dim=96, relpos_num_buckets=32,

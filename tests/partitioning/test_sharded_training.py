@@ -66,5 +66,5 @@ def test_train_command_on_a_mesh_matches_one_device(tmp_path):
     assert movement > 0.1, movement
     assert np.abs(a - b).max() < 0.05 * movement, (np.abs(a - b).max(), movement)
     bad = _train(tmp_path / "bad", 8, "--gin.NUM_PARTITIONS=3")
-    assert bad.returncode == 1 and "num_partitions" in bad.stderr.strip().splitlines()[-1]
+    assert bad.returncode == 2 and "num_partitions" in bad.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "bad").exists()

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from prompt_tuning import partitioning
+from prompt_tuning import partitioning, runtime
 from prompt_tuning.model import T5Config, Transformer
 from prompt_tuning.prompts import Prompt
 from prompt_tuning.training import optim, step as step_lib, trainable
@@ -85,7 +85,7 @@ def train_and_score(mesh, rules):
         state, metrics = train_step(state, frozen, batch, jax.random.fold_in(root, i))
         losses.append(partitioning.host_local(metrics["loss"]))
     score_step = partitioning.jit_score_step(
-        step_lib.make_score_step(model), mesh, shardings, partitioning.batch_sharding(mesh), rules)
+        runtime.make_score_step(model), mesh, shardings, partitioning.batch_sharding(mesh), rules)
     batch = partitioning.global_batch(local_slice(global_numpy_batch(0), mesh), mesh)
     scores = score_step(trainable.merge(state.params, frozen), batch)
     results = {"initial_prompt": initial,

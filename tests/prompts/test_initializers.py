@@ -27,7 +27,7 @@ def _identifiable_table(rows, embed=EMBED, seed=0):
 @pytest.fixture(scope="module")
 def spm_model(tmp_path_factory):
     """A tiny SentencePiece model with T5's ids (pad 0, eos 1, unk 2), trained here."""
-    spm = pytest.importorskip("sentencepiece")
+    import sentencepiece as spm  # pylint: disable=import-outside-toplevel
     directory = tmp_path_factory.mktemp("spm")
     corpus = directory / "corpus.txt"
     corpus.write_text("\n".join(CORPUS))
@@ -40,7 +40,7 @@ def spm_model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def vocabulary(spm_model):
-    seqio = pytest.importorskip("seqio")
+    import seqio  # pylint: disable=import-outside-toplevel
     return seqio.SentencePieceVocabulary(spm_model, extra_ids=0)
 
 

@@ -13,13 +13,13 @@ import json
 
 import numpy as np
 import pytest
+import peft
+import torch
 
 from tests import oracles
 from tests.checkpoints import tiny
 from tests.launch import runner
 
-torch = pytest.importorskip("torch")
-peft = pytest.importorskip("peft")
 
 PROMPT_LENGTH = 4
 TOLERANCE = 1e-3

@@ -189,14 +189,18 @@ def test_text_with_vocab_equals_its_token_ids_plus_eos(t5_vocab_checkpoint):
                        f"--vocab={vocab.DEFAULT_VOCABULARY_PATH}", "--batch_size=2")
     from_ids = _score(t5_vocab_checkpoint["checkpoint"], ids_path, root / "ids.out.jsonl",
                       "--batch_size=2")
+    # Without --vocab, text is tokenized with the T5 vocabulary shipped with the package.
+    shipped = _score(t5_vocab_checkpoint["checkpoint"], text_path, root / "shipped.out.jsonl",
+                     "--batch_size=2")
 
     _assert_same_scores(from_text, from_ids)
+    _assert_same_scores(shipped, from_ids)
     assert [len(r["token_log_probs"]) for r in from_text] == [len(t) for _, t in ids]
     assert len(from_text[2]["token_log_probs"]) == 1  # empty target text: EOS alone
 
 
 # --------------------------------------------------------------------------------------------
-# Mistakes: one line on stderr, exit code 1, nothing written
+# Mistakes: one line on stderr, exit code 2 (command line) or 1 (files), nothing written
 # --------------------------------------------------------------------------------------------
 
 def _npy(path, value) -> str:
@@ -217,8 +221,9 @@ MISTAKES = {
                             "bad.jsonl:2: not valid JSON"),
     "missing_targets": (lambda d: _bad_inputs(d, [{"inputs": [5, 1]}]),
                         "bad.jsonl:1: expected a JSON object with 'inputs' and 'targets'"),
-    "text_without_vocab": (lambda d: _bad_inputs(d, GOOD + [{"inputs": "hi", "targets": "yo"}]),
-                           "bad.jsonl:2: inputs is text but no --vocab"),
+    "text_with_the_shipped_vocab_on_a_small_model": (
+        lambda d: _bad_inputs(d, GOOD + [{"inputs": "hi", "targets": "yo"}]),
+        "The vocabulary has 32100 ids (with 100 extra ids) but the model has only 128"),
     "non_integer_ids": (lambda d: _bad_inputs(d, [{"inputs": [5.5, 1], "targets": [6, 1]}]),
                         "non-empty list of integer token ids"),
     "padding_id_in_targets": (lambda d: _bad_inputs(d, [{"inputs": [5, 1], "targets": [6, 0]}]),
@@ -247,7 +252,11 @@ MISTAKES = {
     "positional_argument": (lambda d: ["scores.jsonl"], "unexpected argument 'scores.jsonl'"),
     "zero_batch_size": (lambda d: ["--batch_size=0"], "--batch_size must be positive"),
     "output_is_a_directory": (lambda d: [f"--output={d}"], "is a directory"),
+    "output_below_a_file": (lambda d: [f"--output={_write_jsonl(d / 'f.txt', ['x'])}/s.jsonl"],
+                            "f.txt is a file, not a directory"),
 }
+# The mistakes of the command line itself (exit code 2); the others are about files (1).
+USAGE_MISTAKES = {"unknown_flag", "positional_argument", "zero_batch_size"}
 
 
 def _run_mistake(tiny_checkpoints, scratch, extra, output) -> runner.Result:
@@ -257,8 +266,8 @@ def _run_mistake(tiny_checkpoints, scratch, extra, output) -> runner.Result:
                                  f"--inputs={good_inputs}", f"--output={output}", *extra)
 
 
-def _assert_one_line_error(result: runner.Result, words: str) -> None:
-    assert result.returncode == 1, (result.stdout, result.stderr)
+def _assert_one_line_error(result: runner.Result, words: str, code: int = 1) -> None:
+    assert result.returncode == code, (result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert words in lines[0], lines[0]
@@ -277,17 +286,19 @@ def test_mistake_is_one_line_and_writes_nothing(tiny_checkpoints, tmp_path, name
     output.write_text("earlier results\n")
     present = _run_mistake(tiny_checkpoints, scratch, extra, output)
 
-    _assert_one_line_error(absent, words)
-    _assert_one_line_error(present, words)
+    code = 2 if name in USAGE_MISTAKES else 1
+    _assert_one_line_error(absent, words, code)
+    _assert_one_line_error(present, words, code)
     assert output.read_text() == "earlier results\n"
     assert os.listdir(out_dir) == ["scores.jsonl"]  # no temporary file left behind
 
 
-def test_output_in_a_missing_directory(tiny_checkpoints, tmp_path):
-    result = _run_mistake(tiny_checkpoints, tmp_path, [], tmp_path / "nodir" / "scores.jsonl")
+def test_output_in_a_missing_directory_is_created(tiny_checkpoints, tmp_path):
+    output = tmp_path / "nodir" / "scores.jsonl"
+    result = _run_mistake(tiny_checkpoints, tmp_path, [], output)
 
-    _assert_one_line_error(result, "--output directory")
-    assert not (tmp_path / "nodir").exists()
+    assert result.returncode == 0, result.stderr
+    assert len(_read_jsonl(output)) == len(GOOD)
 
 
 def test_flag_mistake_in_a_fresh_interpreter_is_one_line(tiny_checkpoints, tmp_path):
@@ -296,7 +307,7 @@ def test_flag_mistake_in_a_fresh_interpreter_is_one_line(tiny_checkpoints, tmp_p
                                    f"--inputs={tiny_checkpoints['inputs']}", f"--output={output}",
                                    "--batch_size=two")
 
-    _assert_one_line_error(result, "flag --batch_size=two")
+    _assert_one_line_error(result, "flag --batch_size=two", code=2)
     assert not output.exists()
 
 

@@ -1,0 +1,75 @@
+"""One error path for every command: a single `error:` line and an exit code.
+
+* 0: done (`--help` too);
+* 2: a usage error (`errors.UsageError`: a flag, a gin value, an option out of range);
+* 1: anything else that stopped the command (`errors.UserError`, a file system error, ...);
+* 130: interrupted (Ctrl-C).
+No traceback is printed unless `--verbose` is on the command line or `PT_DEBUG=1` is set; then
+the traceback comes first and the `error:` line is still the last line.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from typing import Callable, NoReturn, Optional, Sequence
+
+from prompt_tuning import errors
+
+Main = Callable[[Sequence[str]], None]
+DEBUG_ENV = "PT_DEBUG"
+
+
+def _one_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    text = lines[0] if lines else type(error).__name__
+    return text if len(text) <= 600 else text[:597] + "..."
+
+
+def _verbose(argv: Sequence[str]) -> bool:
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0") or "--verbose" in argv[1:]
+
+
+def _message(error: BaseException) -> tuple[str, int]:
+    """(the error line's text, the exit code) for an exception that ended a command."""
+    if isinstance(error, errors.UserError):
+        return _one_line(error), error.exit_code
+    if isinstance(error, OSError) and error.filename is not None:
+        reason = error.strerror or _one_line(error)
+        return f"{error.filename}: {reason}", 1
+    if isinstance(error, (ValueError, OSError, RuntimeError)):
+        return _one_line(error), 1
+    # A failure we did not foresee: still one line, with what it was and how to see more.
+    return (f"unexpected {type(error).__name__}: {_one_line(error)} (set {DEBUG_ENV}=1 for the "
+            "traceback, and please report it)"), 1
+
+
+def call(main: Main, argv: Optional[Sequence[str]] = None) -> int:
+    """Runs `main(argv)` (argv[0] is the program) and returns its exit code."""
+    argv = list(sys.argv if argv is None else argv)
+    if not _verbose(argv):
+        # Third-party warnings (seqio's "sequence lengths longer than necessary", orbax's
+        # notes) are not the user's business; --verbose shows them.
+        from absl import logging  # pylint: disable=import-outside-toplevel
+        logging.set_verbosity(logging.ERROR)
+    try:
+        main(argv)
+    except SystemExit as e:  # --help, or a command that chose its own code
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # pylint: disable=broad-except
+        message, code = _message(e)
+        if _verbose(argv):
+            traceback.print_exc()
+        sys.stdout.flush()
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        return code
+    return 0
+
+
+def run(main: Main) -> NoReturn:
+    """`sys.exit(call(main, sys.argv))`: the last line of every command module."""
+    sys.exit(call(main, sys.argv))

@@ -1,0 +1,47 @@
+"""Where eval and infer take their prompt from: an exported file, or a training run."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Union
+
+import numpy as np
+
+from prompt_tuning import errors, paths
+
+
+@dataclasses.dataclass(frozen=True)
+class PromptSource:
+    """One of: `prompt_file` (PROMPT_FILE: `.npy`, PEFT adapter, our export), or `model_dir`
+    (MODEL_DIR: a run) and its `step` (CHECKPOINT_STEP: 'best', 'latest' or a number)."""
+
+    prompt_file: Optional[str] = None
+    model_dir: Optional[str] = None
+    step: Union[str, int] = "best"
+
+    def __post_init__(self):
+        from prompt_tuning.export import check_step  # pylint: disable=import-outside-toplevel
+
+        if self.prompt_file and self.model_dir:
+            raise errors.UsageError("give PROMPT_FILE (an exported prompt) or MODEL_DIR (a run), "
+                                    "not both.")
+        if not self.prompt_file and not self.model_dir:
+            raise errors.UsageError("No prompt: set PROMPT_FILE (an exported prompt) or "
+                                    "MODEL_DIR (a run).")
+        for name in ("prompt_file", "model_dir"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise errors.UsageError(f"{name.upper()} must be a path, got {value!r}.")
+            object.__setattr__(self, name, paths.resolve(value) or None)
+        object.__setattr__(self, "step", check_step(self.step))
+
+    def load(self) -> tuple[np.ndarray, str]:
+        """([P, d] float32, where it came from, for output lines)."""
+        if self.prompt_file:
+            from prompt_tuning.prompts import files  # pylint: disable=import-outside-toplevel
+            return files.read_prompt(self.prompt_file), self.prompt_file
+        # The exporter's reader refuses a directory that is not a run before opening it (opening
+        # checkpoints would create empty checkpoint folders in a mistyped MODEL_DIR).
+        from prompt_tuning.export import prompt_from_run  # pylint: disable=import-outside-toplevel
+        prompt, metadata = prompt_from_run(self.model_dir, self.step)
+        return prompt, f"{self.model_dir} step {metadata['step']}"

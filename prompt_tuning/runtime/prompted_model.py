@@ -1,0 +1,66 @@
+"""A frozen model with a prompt at its seam: built for training (a fresh prompt from the
+initializer) or for using one (a prompt array from a file, a run or a checkpoint)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from prompt_tuning import errors
+from prompt_tuning.model import Transformer
+from prompt_tuning.prompts import Prompt, PromptConfig, PromptTable, seam
+from prompt_tuning.runtime.frozen_model import FrozenModel
+
+PyTree = Any
+
+
+def model_for_training(frozen: FrozenModel, prompt_config: PromptConfig) -> Transformer:
+    """The frozen architecture with `prompt_config`'s prompt module at the seam."""
+    return seam.prompted_model(frozen.config, prompt_config.combiner())
+
+
+def init_prompt(prompt_config: PromptConfig, frozen: FrozenModel, rng: jax.Array
+                ) -> dict[str, jax.Array]:
+    """`{seam.PATH: [P, embed] float32}`: a fresh prompt, without initialising the model.
+
+    The initializer gets what it asks of the frozen model (its embedding table, vocabulary).
+    """
+    init = prompt_config.initializer({"embedding": lambda: frozen.embedding,
+                                      "vocabulary": lambda: frozen.vocabulary})
+    module = prompt_config.combiner(init)
+    dummy = jnp.zeros((1, 1, frozen.config.emb_dim), jnp.float32)
+    variables = module.init(rng, dummy, jnp.ones((1, 1), bool))
+    value = variables["params"][seam.PARAM]
+    value = value.unbox() if hasattr(value, "unbox") else value
+    expected = (prompt_config.length, frozen.config.emb_dim)
+    if tuple(value.shape) != expected:
+        raise errors.UsageError(f"The prompt initializer gave shape {tuple(value.shape)}, "
+                                f"expected {expected} (PROMPT_LENGTH, the model's width).")
+    return {seam.PATH: jnp.asarray(value, jnp.float32)}
+
+
+def check_prompt_width(prompt: np.ndarray, frozen: FrozenModel, source: str) -> None:
+    """The prompt must be `[P, d]` (or a table `[n, P, d]`) with the model's width d."""
+    if prompt.ndim not in (2, 3) or prompt.shape[-1] != frozen.config.emb_dim:
+        raise errors.PromptFileError(
+            f"{source}: a prompt of shape {tuple(prompt.shape)} does not fit the model: expected "
+            f"[P, {frozen.config.emb_dim}] (the model's embedding width).")
+
+
+def with_prompt(frozen: FrozenModel, prompt: np.ndarray, source: str = "the prompt"
+                ) -> tuple[Transformer, PyTree]:
+    """(model, params) that use `prompt`: `[P, embed]` alone, or a table `[n, P, embed]`
+    whose rows the batches pick with `prompt_ids`."""
+    check_prompt_width(prompt, frozen, source)
+    combiner = (Prompt(int(prompt.shape[0])) if prompt.ndim == 2
+                else PromptTable(int(prompt.shape[0]), int(prompt.shape[1])))
+    return (seam.prompted_model(frozen.config, combiner),
+            seam.with_prompt(frozen.params, prompt))
+
+
+def without_prompt(frozen: FrozenModel) -> tuple[Transformer, PyTree]:
+    """(model, params) of the frozen model alone."""
+    return seam.prompted_model(frozen.config, None), frozen.params
