@@ -25,6 +25,7 @@ from prompt_tuning.checkpoints import architecture, orbax_io, source
 from prompt_tuning.checkpoints.formats import MODEL_CONFIG_FILE, ORBAX
 from prompt_tuning.errors import CheckpointError
 from prompt_tuning.model.config import T5Config
+from prompt_tuning.prompts import seam
 
 PyTree = Any
 PARAMS_ITEM = "params"
@@ -60,8 +61,8 @@ def open_orbax(path: str) -> source.OpenedCheckpoint:
         raise CheckpointError(f"{path} has {MODEL_CONFIG_FILE} but no {PARAMS_ITEM}/ directory.")
     shapes = orbax_io.flat_shapes(orbax_io.tree_metadata(params_dir))
     prompt = None
-    if shapes.pop(source.PROMPT_PATH, None) is not None:
-        prompt = orbax_io.restore_numpy(params_dir, source.PROMPT_PATH)
+    if shapes.pop(seam.PATH, None) is not None:
+        prompt = orbax_io.restore_numpy(params_dir, seam.PATH)
     prompt_dir = os.path.join(path, PROMPT_ITEM)
     if os.path.isdir(prompt_dir):
         prompt = orbax_io.restore_numpy(prompt_dir, PROMPT_ITEM)
@@ -75,7 +76,7 @@ def open_orbax(path: str) -> source.OpenedCheckpoint:
 
 def _split_prompt(params: PyTree, prompt: Optional[Any]) -> tuple[dict, Optional[Any]]:
     flat = traverse_util.flatten_dict(dict(params), sep="/")
-    in_tree = flat.pop(source.PROMPT_PATH, None)
+    in_tree = flat.pop(seam.PATH, None)
     if prompt is not None and in_tree is not None:
         raise ValueError("save_checkpoint got a prompt both in params['prompt'] and as prompt=.")
     return flat, prompt if prompt is not None else in_tree
@@ -99,7 +100,7 @@ def save_checkpoint(params: PyTree, config: T5Config, path: str, prompt: Optiona
                     overwrite: bool = False) -> None:
     """Writes `params` (+ `prompt [P, embed]`) in our orbax format to the directory `path`.
 
-    A prompt may also come inside `params` as `params["prompt"]["prompt"]`. The parameters are
+    A prompt may also come inside `params`, at `seam.PATH`. The parameters are
     checked against `config` first. An existing non-empty `path` is refused unless `overwrite`.
     """
     path = os.path.abspath(os.fspath(path))

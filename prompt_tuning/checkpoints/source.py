@@ -24,8 +24,6 @@ from prompt_tuning.model.config import T5Config
 
 # The encoder prompt of a reference (google-research/prompt-tuning) T5X checkpoint, under `target/`.
 T5X_PROMPT_PATH = "encoder/prompt/prompt/prompt"
-# Where our parameter tree keeps a prompt (`Transformer(config, prompt=Prompt(P))`).
-PROMPT_PATH = "prompt/prompt"
 
 FlatShardings = Mapping[str, Optional[jax.sharding.Sharding]]
 Reader = Callable[[FlatShardings, Optional[np.dtype]], dict[str, jax.Array]]

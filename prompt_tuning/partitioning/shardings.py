@@ -74,7 +74,7 @@ def param_shardings(model_or_config: Transformer | T5Config, mesh: Mesh,
 
 
 def flat_shardings(tree_of_shardings: PyTree, paths: Sequence[str]) -> dict[str, NamedSharding]:
-    """`{"prompt/prompt": sharding, ...}` for the trainable flat dict (see `training.trainable`)."""
+    """`{path: sharding}` for the paths of a flat dict such as the trainable one."""
     flat = traverse_util.flatten_dict(tree_of_shardings, sep="/")
     missing = [p for p in paths if p not in flat]
     if missing:

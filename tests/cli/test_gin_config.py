@@ -1,0 +1,115 @@
+"""Every shipped gin file parses and builds its job's config (no model is built), from anywhere,
+under both spellings of its path; the sizes are T5 1.1's; misspelled macros are refused."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import gin
+import pytest
+
+from prompt_tuning import errors
+from prompt_tuning.cli import gin_config
+from prompt_tuning.evaluation import jobs
+from prompt_tuning.model import SIZES, t5_1_1
+from prompt_tuning.training.config import TrainConfig
+
+CONFIGS = gin_config.CONFIG_DIR
+SIZE_NAMES = sorted(SIZES)
+PROMPT_FILES = sorted(f"prompts/{name}" for name in os.listdir(os.path.join(CONFIGS, "prompts")))
+# What each prompt file requires, and what every run needs.
+PROMPT_BINDINGS = {"prompts/from_class_labels.gin": ["CLASS_LABELS = ['yes', 'no']"],
+                   "prompts/from_file.gin": ["PROMPT_FILE = '/prompts/p.npy'"]}
+TASK = ["MIXTURE_OR_TASK_NAME = 'taskless_builtin_topic'",
+        "TASK_FEATURE_LENGTHS = {'inputs': 32, 'targets': 4}",
+        "INITIAL_CHECKPOINT_PATH = '/ckpts/t5'"]
+RUNS = {"runs/prompt_finetune.gin": (TrainConfig, ["MODEL_DIR = '/runs/x'", "TRAIN_STEPS = 10"]),
+        "runs/prompt_eval.gin": (jobs.EvalJobConfig, ["EVAL_OUTPUT_DIR = '/evals/x'",
+                                                      "PROMPT_FILE = '/prompts/p.npy'"]),
+        "runs/prompt_infer.gin": (jobs.InferJobConfig, ["INFER_OUTPUT_FILE = '/out/x.jsonl'",
+                                                        "MODEL_DIR = '/runs/x'"])}
+
+
+@pytest.fixture(autouse=True)
+def clean_gin():
+    gin.clear_config(clear_constants=True)
+    yield
+    gin.clear_config(clear_constants=True)
+
+
+def _build(files, bindings, configurable):
+    gin.clear_config(clear_constants=True)
+    gin_config.parse(files, bindings)
+    return gin_config.build(configurable)
+
+
+def test_every_shipped_file_is_covered():
+    shipped = {os.path.relpath(os.path.join(root, name), CONFIGS)
+               for root, _, names in os.walk(CONFIGS) for name in names if name.endswith(".gin")}
+    covered = ({f"models/t5_1_1_{s}_prompt.gin" for s in SIZE_NAMES}
+               | {f"models/sizes/{s}.gin" for s in SIZE_NAMES} | {"models/t5_1_1_prompt.gin"}
+               | set(PROMPT_FILES) | set(RUNS) | {"runs/embedded_default.gin"})
+    assert shipped == covered
+
+
+@pytest.mark.parametrize("size", SIZE_NAMES)
+@pytest.mark.parametrize("run_file", sorted(RUNS))
+def test_each_size_with_each_run_file(size, run_file, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # the package's configs are found from any directory
+    configurable, bindings = RUNS[run_file]
+    config = _build([f"models/t5_1_1_{size}_prompt.gin", run_file], TASK + bindings,
+                    configurable)
+    assert config.model.architecture == t5_1_1(size)  # dimensions stated once, in Python
+    assert config.model.initial_checkpoint_path == "/ckpts/t5"
+
+
+@pytest.mark.parametrize("prompt_file", PROMPT_FILES)
+def test_each_prompt_file(prompt_file):
+    config = _build(["models/t5_1_1_base_prompt.gin", prompt_file, "runs/prompt_finetune.gin"],
+                    TASK + RUNS["runs/prompt_finetune.gin"][1]
+                    + PROMPT_BINDINGS.get(prompt_file, []), TrainConfig)
+    name = os.path.basename(prompt_file)[:-len(".gin")]
+    assert config.prompt.init.__name__ == name
+    assert config.prompt.length == 100 and config.train_steps == 10
+
+
+def test_the_recipe_alone_takes_the_architecture_from_the_checkpoint():
+    config = _build(["models/t5_1_1_prompt.gin", "runs/prompt_finetune.gin"],
+                    TASK + RUNS["runs/prompt_finetune.gin"][1], TrainConfig)
+    assert config.model.architecture is None
+
+
+def test_the_embedded_default():
+    config = _build(["runs/embedded_default.gin"], ["MODEL_DIR = 'rel/run'"], TrainConfig)
+    assert config.model.architecture == t5_1_1("tiny")
+    assert config.model_dir == os.path.abspath("rel/run")  # resolved once, at the edge
+    assert (config.prompt.length, config.train_steps) == (20, 300)
+
+
+def test_the_reference_spelling_resolves_to_the_same_files():
+    ours = ["models/t5_1_1_base_prompt.gin", "prompts/from_sampled_vocab.gin",
+            "runs/prompt_finetune.gin"]
+    reference = [f"prompt_tuning/configs/{name}" for name in ours]
+    bindings = TASK + RUNS["runs/prompt_finetune.gin"][1]
+    assert _build(reference, bindings, TrainConfig) == _build(ours, bindings, TrainConfig)
+
+
+@pytest.mark.parametrize("binding, message", [
+    ("TRAIN_STEP = 10", "gin macro TRAIN_STEP is set but nothing in this command's config uses "
+                        "it. Did you mean TRAIN_STEPS?"),
+    ("NUM_PARTITION = 2", "Did you mean NUM_PARTITIONS?"),
+    ("COMPLETELY_UNRELATED = 1", "gin macro COMPLETELY_UNRELATED is set but nothing"),
+])
+def test_a_macro_nothing_uses_is_refused(binding, message):
+    with pytest.raises(errors.UsageError, match=message.replace("?", r"\?").replace(".", r"\.")):
+        gin_config.parse(["runs/embedded_default.gin"], ["MODEL_DIR = '/x'", binding])
+
+
+def test_every_combination_of_kinds_parses_in_any_order():
+    files = ["models/t5_1_1_tiny_prompt.gin", "prompts/random_uniform.gin",
+             "runs/prompt_finetune.gin"]
+    bindings = TASK + RUNS["runs/prompt_finetune.gin"][1]
+    built = [_build(list(order), bindings, TrainConfig)
+             for order in itertools.permutations(files)]
+    assert all(config == built[0] for config in built)
