@@ -24,7 +24,7 @@ def main(argv: Sequence[str]) -> None:
 
     values = cli.parse_flags(gin_config.rewrite_gin_args(argv), gin_config.define_flags, __doc__)
     gin_config.apply_flags(values)
-    config = gin_config.build(jobs.EvalJobConfig)
+    config = gin_config.build(jobs.EvalJobConfig, "runs/prompt_eval.gin")
     result = jobs.evaluate(config)
     for task, metrics in result["metrics"].items():
         print(f"{task} ({result['split']}, {result['mode']}): "

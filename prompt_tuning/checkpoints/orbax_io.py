@@ -15,6 +15,7 @@ import numpy as np
 from etils import epath
 from flax import traverse_util
 
+from prompt_tuning import stderr_guard
 from prompt_tuning.checkpoints import source
 from prompt_tuning.errors import CheckpointError
 
@@ -35,7 +36,8 @@ def tree_metadata(directory: str) -> PyTree:
     """The nested tree of `ArrayMetadata` (shape, dtype) leaves of an orbax PyTree directory."""
     ocp = _ocp()
     try:
-        metadata = ocp.PyTreeCheckpointHandler().metadata(epath.Path(directory))
+        with stderr_guard.silenced_if_failing():
+            metadata = ocp.PyTreeCheckpointHandler().metadata(epath.Path(directory))
     except Exception as e:  # orbax raises many types on damaged files; all mean "cannot read"
         raise _damaged(directory, e) from e
     return metadata.tree
@@ -45,8 +47,9 @@ def _restore(directory: str, args: Any) -> PyTree:
     """A partial PyTree restore; any failure to read is a one-line CheckpointError."""
     ocp = _ocp()
     try:
-        return ocp.Checkpointer(ocp.PyTreeCheckpointHandler()).restore(epath.Path(directory),
-                                                                        args=args)
+        with stderr_guard.silenced_if_failing():
+            return ocp.Checkpointer(ocp.PyTreeCheckpointHandler()).restore(
+                epath.Path(directory), args=args)
     except Exception as e:  # see tree_metadata
         raise _damaged(directory, e) from e
 

@@ -51,10 +51,9 @@ def parse_flags(argv: Sequence[str], define: Callable[[flags.FlagValues], None],
     try:
         rest = values(list(argv))
     except flags.Error as e:  # absl's errors are not ValueErrors
-        message = str(e).strip().splitlines()[0]
+        message = str(e).strip().splitlines()[0].split(". Did you mean")[0].rstrip(".")
         hint = _unknown_flag_hint(message, values) if "Unknown command line flag" in message else ""
-        raise errors.UsageError(f"{message}.{hint} (--help lists the flags)".replace("..", ".")
-                                ) from e
+        raise errors.UsageError(f"{message}.{hint} (--help lists the flags)") from e
     if len(rest) > 1:
         raise errors.UsageError(f"unexpected argument {rest[1]!r}; every option is a "
                                 "--flag=value (--help lists them).")

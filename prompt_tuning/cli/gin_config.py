@@ -206,14 +206,26 @@ def parse(gin_files: Sequence[str], gin_bindings: Sequence[str],
     check_macros_used()
 
 
-def build(configurable: Any) -> Any:
+def build(configurable: Any, run_file: str = "runs/prompt_finetune.gin") -> Any:
     """Calls a configurable (e.g. `TrainConfig`) with what gin binds to it.
 
     A macro left at %gin.REQUIRED surfaces here as gin's own message; it becomes one usage
     line naming the macro. Errors raised by the config's own checks pass through unchanged.
+    `run_file` is the shipped file that configures it, named when nothing does.
     """
+    # Selectors carry the importing file's module alias (`...training.train_config.TrainConfig`).
+    name = configurable.__qualname__
+    bound = any(selector == name or selector.endswith("." + name)
+                for _, selector in gin.config._CONFIG)  # pylint: disable=protected-access
     try:
-        return gin.get_configurable(configurable)()
+        configured = gin.get_configurable(configurable)
+    except ValueError:  # no gin file imported it
+        configured = None
+    if configured is None or not bound:  # no config was given at all
+        raise errors.UsageError(f"no config for {configurable.__name__}: give the command's gin "
+                                f"files, e.g. --gin_file={run_file} (--help shows an example).")
+    try:
+        return configured()
     except (ValueError, TypeError) as e:
         if isinstance(e, errors.UserError):
             raise

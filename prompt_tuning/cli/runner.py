@@ -6,16 +6,21 @@
 * 130: interrupted (Ctrl-C).
 No traceback is printed unless `--verbose` is on the command line or `PT_DEBUG=1` is set; then
 the traceback comes first and the `error:` line is still the last line.
+
+Background threads of orbax/TensorStore may outlive a failed read and report, through
+`sys.excepthook`, that their event loop is gone; those reports are dropped (unless verbose), and
+a failed command leaves at once after its error line instead of waiting for such threads.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
 import traceback
 from typing import Callable, NoReturn, Optional, Sequence
 
-from prompt_tuning import errors
+from prompt_tuning import errors, stderr_guard
 
 Main = Callable[[Sequence[str]], None]
 DEBUG_ENV = "PT_DEBUG"
@@ -45,6 +50,10 @@ def _message(error: BaseException) -> tuple[str, int]:
             "traceback, and please report it)"), 1
 
 
+def _drop(*_args) -> None:
+    """An excepthook for reports from library threads that outlive a failure."""
+
+
 def call(main: Main, argv: Optional[Sequence[str]] = None) -> int:
     """Runs `main(argv)` (argv[0] is the program) and returns its exit code."""
     argv = list(sys.argv if argv is None else argv)
@@ -64,12 +73,22 @@ def call(main: Main, argv: Optional[Sequence[str]] = None) -> int:
         message, code = _message(e)
         if _verbose(argv):
             traceback.print_exc()
-        sys.stdout.flush()
-        print(f"error: {message}", file=sys.stderr, flush=True)
+        stderr_guard.print_error(f"error: {message}")
         return code
     return 0
 
 
 def run(main: Main) -> NoReturn:
     """`sys.exit(call(main, sys.argv))`: the last line of every command module."""
-    sys.exit(call(main, sys.argv))
+    if not _verbose(sys.argv):
+        sys.excepthook = _drop
+        threading.excepthook = _drop
+        stderr_guard.enable()
+    code = call(main, sys.argv)
+    if code not in (0, 130):
+        # Leave now: threads of a failed checkpoint read would only print noise while the
+        # interpreter waits for them. Everything of ours is closed and written already.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)  # pylint: disable=protected-access
+    sys.exit(code)

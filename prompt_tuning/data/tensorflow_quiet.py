@@ -2,40 +2,20 @@
 
 TensorFlow's C++ start-up lines (oneDNN notes, "Could not find cuda drivers", on some machines
 "failed call to cuInit") go to file descriptor 2 before `TF_CPP_MIN_LOG_LEVEL` is read, so they
-are silenced at the descriptor while TensorFlow loads and initialises its devices. TensorFlow is
-also kept off the GPUs (as T5X does): it only feeds data, and JAX owns the accelerators.
-`PT_DEBUG=1` leaves stderr alone.
+are silenced at the descriptor while TensorFlow loads and initialises its devices
+(`stderr_guard`). TensorFlow is also kept off the GPUs (as T5X does): it only feeds data, and JAX
+owns the accelerators. `PT_DEBUG=1` leaves stderr alone.
 
 Data modules import `tf` from here before they import seqio or TFDS.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-from typing import Iterator
-
-
-@contextlib.contextmanager
-def _silenced_stderr() -> Iterator[None]:
-    if os.environ.get("PT_DEBUG", "") not in ("", "0"):
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+from prompt_tuning import stderr_guard
 
 
 def _import_tensorflow():
-    with _silenced_stderr():
+    with stderr_guard.silenced(always=True):
         import tensorflow  # pylint: disable=import-outside-toplevel
         try:
             tensorflow.config.set_visible_devices([], "GPU")

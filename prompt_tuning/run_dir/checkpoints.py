@@ -34,7 +34,7 @@ from typing import Any, Mapping, Optional, Union
 import jax
 import orbax.checkpoint as ocp
 
-from prompt_tuning import errors
+from prompt_tuning import errors, stderr_guard
 from prompt_tuning.errors import CorruptCheckpointError
 
 PyTree = Any
@@ -49,7 +49,8 @@ def _read(manager: ocp.CheckpointManager, step: int, args: Any) -> Any:
     truncated or missing file; a user needs the step directory and what to do about it.
     """
     try:
-        return manager.restore(step, args=args)
+        with stderr_guard.silenced_if_failing():
+            return manager.restore(step, args=args)
     except Exception as e:  # pylint: disable=broad-except
         raise _corrupt(manager, step, e) from e
 
@@ -70,7 +71,8 @@ def _local_target(manager: ocp.CheckpointManager, step: int, item: str) -> Any:
     checkpoint read on a laptop); orbax restores onto the saved shardings unless told otherwise.
     """
     try:
-        metadata = manager.item_metadata(step)[item]
+        with stderr_guard.silenced_if_failing():
+            metadata = manager.item_metadata(step)[item]
     except Exception as e:  # pylint: disable=broad-except
         raise _corrupt(manager, step, e) from e
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])

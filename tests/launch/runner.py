@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import io
 import os
 import subprocess
@@ -46,12 +47,18 @@ def run_in_process(module: str, *args: str) -> Result:
     return Result(code, out.getvalue(), err.getvalue())
 
 
-def snapshot(directory: str) -> dict[str, tuple[int, float]]:
-    """{relative path: (size, mtime)} of everything under `directory` ({} if it does not exist)."""
+def snapshot(directory: str) -> dict[str, tuple]:
+    """{relative path: (size, mtime, mode, sha256 of the bytes)} of everything under `directory`
+    ({} if it does not exist): equal snapshots mean byte-for-byte the same tree."""
     found = {}
     for root, dirs, files in os.walk(directory):
         for name in dirs + files:
             path = os.path.join(root, name)
             stat = os.stat(path)
-            found[os.path.relpath(path, directory)] = (stat.st_size, stat.st_mtime)
+            digest = None
+            if name in files:
+                with open(path, "rb") as f:
+                    digest = hashlib.sha256(f.read()).hexdigest()
+            found[os.path.relpath(path, directory)] = (stat.st_size, stat.st_mtime,
+                                                       stat.st_mode, digest)
     return found
