@@ -174,8 +174,10 @@ def _train_from(config: TrainConfig, start: int, state, runs, record, net, tx, f
                 dropout_root) -> dict[str, Any]:
     """The steps from `start` to `config.train_steps`: train, log, evaluate, checkpoint."""
     host = jax.process_index()
-    train_writer = ScalarWriter(f"{config.model_dir}/train" if host == 0 else None, start)
-    eval_writer = ScalarWriter(f"{config.model_dir}/validation" if host == 0 else None, start)
+    # From a checkpoint the run redoes the steps after it; from nothing, the step-0 evaluation.
+    redo_from = start + 1 if start else 0
+    train_writer = ScalarWriter(f"{config.model_dir}/train" if host == 0 else None, redo_from)
+    eval_writer = ScalarWriter(f"{config.model_dir}/validation" if host == 0 else None, redo_from)
     train_step = partitioning_lib.jit_train_step(
         step_lib.make_train_step(net, tx, config.loss), mesh,
         partitioning_lib.state_shardings(state, mesh), frozen_shardings,

@@ -1,15 +1,38 @@
 """TensorBoard scalars of a run (`MODEL_DIR/train`, `MODEL_DIR/validation`), exact across resumes.
 
 A run killed after logging steps past its last checkpoint logs those steps again when it
-resumes. So that TensorBoard shows each step once, a resumed writer first records a
-`SessionLog.START` event at the first step it will redo: TensorBoard then drops what older files
-logged from that step on ("orphaned" data, its own mechanism for restarted jobs).
+resumes. So that every reader (TensorBoard's Python and Rust loaders alike) shows each step once,
+a resumed writer first removes, from the event files already there, the events of the steps it
+will redo: each affected file is rewritten without them into a temporary file that replaces it
+(a kill in between leaves the old file or the new one, never half of one).
 """
 
 from __future__ import annotations
 
-import time
+import glob
+import os
 from typing import Mapping, Optional
+
+
+def drop_steps_from(logdir: str, step: int) -> int:
+    """Removes the events of steps >= `step` from the event files in `logdir`; returns how many."""
+    from prompt_tuning.data.tensorflow_quiet import tf  # pylint: disable=import-outside-toplevel
+    from tensorflow.core.util import event_pb2  # pylint: disable=import-outside-toplevel
+
+    dropped = 0
+    for path in sorted(glob.glob(os.path.join(logdir, "*tfevents*"))):
+        records = [bytes(r.numpy()) for r in tf.data.TFRecordDataset(path)]
+        events = [event_pb2.Event.FromString(r) for r in records]
+        kept = [r for r, e in zip(records, events) if e.step < step or e.HasField("file_version")]
+        if len(kept) == len(records):
+            continue
+        tmp = f"{path}.tmp"
+        with tf.io.TFRecordWriter(tmp) as writer:
+            for record in kept:
+                writer.write(record)
+        os.replace(tmp, path)
+        dropped += len(records) - len(kept)
+    return dropped
 
 
 class ScalarWriter:
@@ -17,32 +40,21 @@ class ScalarWriter:
 
     Args:
       logdir: the event file directory; None writes nothing (other hosts).
-      resumed_from: the step the run resumed from; events of later steps in older files are
-        marked orphaned. None (or 0): a fresh run.
+      redo_from: the first step this run will log again (a resumed run's start + 1, or 0 when
+        a run restarts before its first checkpoint): events already logged for it and later
+        steps are removed first.
     """
 
-    def __init__(self, logdir: Optional[str], resumed_from: Optional[int] = None):
+    def __init__(self, logdir: Optional[str], redo_from: int = 0):
         self._writer = None
         if logdir is None:
             return
         from prompt_tuning.data.tensorflow_quiet import tf  # pylint: disable=import-outside-toplevel
 
+        if os.path.isdir(logdir):
+            drop_steps_from(logdir, redo_from)
         self._tf = tf
         self._writer = tf.summary.create_file_writer(logdir)
-        if resumed_from:
-            self._restart_at(resumed_from + 1)
-
-    def _restart_at(self, step: int) -> None:
-        from tensorflow.core.util import event_pb2  # pylint: disable=import-outside-toplevel
-        # pylint: disable-next=import-outside-toplevel
-        from tensorflow.python.ops import summary_ops_v2
-
-        event = event_pb2.Event(wall_time=time.time(), step=step,
-                                session_log=event_pb2.SessionLog(
-                                    status=event_pb2.SessionLog.START))
-        with self._writer.as_default():
-            summary_ops_v2.import_event(self._tf.constant(event.SerializeToString()))
-        self._writer.flush()
 
     def write(self, step: int, scalars: Mapping[str, float]) -> None:
         if self._writer is None:

@@ -331,3 +331,65 @@ def test_trainable_regexes_must_keep_the_prompt(tmp_path):
     assert result.returncode == 2
     assert "leaves the prompt frozen" in result.stderr.strip().splitlines()[-1]
     assert not os.path.exists(os.path.dirname(model_dir))
+
+
+def test_exported_files_are_readable_by_everyone(exports):
+    peft_dir = exports["peft"]
+    paths = [exports["best"], exports["best"][:-len(".npy")] + ".json",
+             *(os.path.join(peft_dir, name) for name in os.listdir(peft_dir))]
+    assert len(paths) == 5  # npy + json, and the adapter's weights, config and metadata
+    for path in paths:
+        assert os.stat(path).st_mode & 0o777 == 0o644, path
+
+
+# --------------------------------------------------------------------------------------------
+# A resumed run: TensorBoard shows every step once; each step exports its own dev metric
+# --------------------------------------------------------------------------------------------
+
+def _tensorboard_steps(directory: str, tag: str) -> dict[int, float]:
+    """{step: value} of the events TensorBoard reads (every event file, in order)."""
+    from tensorboard.backend.event_processing import (  # pylint: disable=import-outside-toplevel
+        plugin_event_accumulator as event_accumulator)
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    # Size 0: every event (the default keeps a random sample per tag); no purging of our own,
+    # so that only what the files hold is counted.
+    accumulator = event_accumulator.EventAccumulator(
+        directory, size_guidance={event_accumulator.TENSORS: 0}, purge_orphaned_data=False)
+    accumulator.Reload()
+    events = accumulator.Tensors(tag)
+    steps = [event.step for event in events]
+    assert len(steps) == len(set(steps)), f"{tag}: steps shown twice: {sorted(steps)}"
+    return {event.step: float(tf.make_ndarray(event.tensor_proto)) for event in events}
+
+
+@pytest.mark.slow
+def test_resumed_run_logs_each_step_once_and_exports_each_steps_own_metric(tmp_path):
+    import shutil  # pylint: disable=import-outside-toplevel
+
+    model_dir = str(tmp_path / "run")
+    flags = tiny_run.train_flags(model_dir, "--gin.EVAL_PERIOD=10", "--gin.CHECKPOINT_PERIOD=5",
+                                 "--gin.train_config.TrainConfig.log_period=1", train_steps=10)
+    run_ok("prompt_tuning.train", *flags)
+    before = _tensorboard_steps(os.path.join(model_dir, "train"), "loss")
+    # As if killed after logging steps 6-10 but before checkpoint 10 was committed.
+    shutil.rmtree(os.path.join(model_dir, "checkpoints", "10"))
+    result = run_ok("prompt_tuning.train", *flags)
+    assert f"note: resumed {model_dir} at step 5 of 10." in result.stderr
+    after = _tensorboard_steps(os.path.join(model_dir, "train"), "loss")
+    assert sorted(after) == list(range(1, 11))
+    assert after == pytest.approx(before)  # resume is exact: the redone steps are the same
+    accuracy = _tensorboard_steps(os.path.join(model_dir, "validation"), ACCURACY)
+    assert sorted(accuracy) == [0, 10]
+
+    for step, expected in (("5", None), ("10", accuracy[10]), ("latest", accuracy[10])):
+        output = str(tmp_path / f"step_{step}.npy")
+        printed = run_ok("prompt_tuning.export_prompt", f"--model_dir={model_dir}",
+                         f"--step={step}", f"--output={output}").stdout
+        metadata = _metadata(output)
+        if expected is None:  # step 5 was checkpointed but never evaluated
+            assert metadata["dev_metric"] is None and metadata["dev_metrics"] is None
+            assert "dev metric not evaluated" in printed
+        else:
+            assert metadata["dev_metric"] == pytest.approx(expected)
+            assert metadata["dev_metrics"][TASK]["accuracy"] == pytest.approx(expected)
