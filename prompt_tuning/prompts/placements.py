@@ -33,9 +33,7 @@ def prefix(prompt: Array, embedded: Array, mask: Array) -> tuple[Array, Array]:
     Returns:
       ([batch, P + length, embed], [batch, P + length] bool)
     """
-    prompt_mask = jnp.ones(prompt.shape[:2], dtype=mask.dtype)
-    return (jnp.concatenate([prompt.astype(embedded.dtype), embedded], axis=1),
-            jnp.concatenate([prompt_mask, mask], axis=1))
+    return _along_length(_attended(prompt, embedded, mask), (embedded, mask))
 
 
 def suffix(prompt: Array, embedded: Array, mask: Array) -> tuple[Array, Array]:
@@ -50,6 +48,15 @@ def suffix(prompt: Array, embedded: Array, mask: Array) -> tuple[Array, Array]:
     Returns:
       ([batch, length + P, embed], [batch, length + P] bool)
     """
-    prompt_mask = jnp.ones(prompt.shape[:2], dtype=mask.dtype)
-    return (jnp.concatenate([embedded, prompt.astype(embedded.dtype)], axis=1),
-            jnp.concatenate([mask, prompt_mask], axis=1))
+    return _along_length((embedded, mask), _attended(prompt, embedded, mask))
+
+
+def _attended(prompt: Array, embedded: Array, mask: Array) -> tuple[Array, Array]:
+    """The prompt in the inputs' dtype, with a mask that attends to all of it."""
+    return prompt.astype(embedded.dtype), jnp.ones(prompt.shape[:2], dtype=mask.dtype)
+
+
+def _along_length(*parts: tuple[Array, Array]) -> tuple[Array, Array]:
+    """(embeddings, mask) pairs joined along the length axis, in order."""
+    return (jnp.concatenate([x for x, _ in parts], axis=1),
+            jnp.concatenate([m for _, m in parts], axis=1))

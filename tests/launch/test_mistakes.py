@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from tests.launch import tiny_run
-from tests.launch.runner import REPO, Result, run_in_process, run_subprocess, snapshot
+from tests.launch.runner import (REPO, Result, run_in_process, run_subprocess, snapshot,
+                                 truncate_checkpoint)
 from tests.launch.tiny_run import EMBED_DIM, PROMPT_LENGTH, TRAIN_STEPS
 
 TRAIN, EVAL, INFER = "prompt_tuning.train", "prompt_tuning.eval", "prompt_tuning.infer"
@@ -264,12 +265,7 @@ def test_model_dir_in_a_directory_without_write_permission(tmp_path):
 def test_a_truncated_checkpoint_is_one_line_every_time(run, tmp_path):
     """In a real process: orbax's threads print nothing after the error, run after run."""
     model_dir = _copy_run(run, tmp_path)
-    state = os.path.join(model_dir, "checkpoints", str(TRAIN_STEPS), "state")
-    for root, _, names in os.walk(state):
-        if os.path.basename(root) == "d":
-            for name in names:
-                with open(os.path.join(root, name), "r+b") as f:
-                    f.truncate(10)
+    truncate_checkpoint(model_dir, TRAIN_STEPS)
     before = snapshot(model_dir)
     for _ in range(3):
         result = run_subprocess(TRAIN, *tiny_run.train_flags(model_dir,

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from tests.launch import tiny_run
-from tests.launch.runner import Result, run_in_process, run_subprocess, snapshot
+from tests.launch.runner import (Result, run_in_process, run_subprocess, snapshot,
+                                 truncate_checkpoint)
 from tests.launch.tiny_run import EMBED_DIM, PROMPT_LENGTH, TRAIN_STEPS
 
 
@@ -279,21 +280,11 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(run, tmp_path)
     np.testing.assert_array_equal(after, before)
 
 
-def _truncate_checkpoint(model_dir: str, step: int) -> None:
-    """Cuts every array file of a step checkpoint short, as a full disk or a bad copy would."""
-    state = os.path.join(model_dir, "checkpoints", str(step), "state")
-    for root, _, names in os.walk(state):
-        if os.path.basename(root) == "d":
-            for name in names:
-                with open(os.path.join(root, name), "r+b") as f:
-                    f.truncate(10)
-
-
 # orbax's reader threads outlive the failed read and complain about the closed event loop.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_corrupt_checkpoint(run, tmp_path):
     model_dir = _copy_run(run, tmp_path)
-    _truncate_checkpoint(model_dir, TRAIN_STEPS)
+    truncate_checkpoint(model_dir, TRAIN_STEPS)
     fragments = (f"checkpoints/{TRAIN_STEPS} cannot be read", "corrupt or truncated")
     args = tiny_run.train_flags(model_dir, train_steps=TRAIN_STEPS + 5)
     fails_untouched("prompt_tuning.train", args, model_dir, *fragments)
