@@ -198,7 +198,7 @@ def _train_from(config: TrainConfig, start: int, state, runs, record, net, tx, f
     if evaluator is not None and start == 0:
         summary["initial_eval"] = run_eval(0)
     batches = pipeline.batches(config.train_dataset, start, layout.shard_id, layout.num_shards)
-    bar = _progress_bar(config.progress and host == 0, start, config.train_steps)
+    bar = _progress_bar(config.progress and host == 0, config.train_steps)
     tick, tick_step = time.time(), start
     step = start
     try:
@@ -250,17 +250,21 @@ def _diverged(config: TrainConfig, runs, step: int, loss_value: float
                                         "learning rate or check the data.")
 
 
-def _progress_bar(enabled: bool, start: int, total: int):
-    """A one-line progress display: `step 120/1000 [####......] loss/token 0.53  4.1 steps/s`."""
+def _progress_bar(enabled: bool, total: int):
+    """Progress on stderr: `step 120/1000 [####......] loss/token 0.53  4.1 steps/s`, one line
+    rewritten in place on a terminal, a line per update in a log file."""
+    in_place = sys.stderr.isatty()
 
     def show(step: Optional[int], text: str) -> None:
         if not enabled:
             return
         if step is None:
-            sys.stderr.write("\n")
+            if in_place:
+                sys.stderr.write("\n")
             return
         filled = int(30 * step / total)
-        sys.stderr.write(f"\rstep {step}/{total} [{'#' * filled}{'.' * (30 - filled)}] {text}")
+        line = f"step {step}/{total} [{'#' * filled}{'.' * (30 - filled)}] {text}"
+        sys.stderr.write(f"\r{line}" if in_place else f"{line}\n")
         sys.stderr.flush()
 
     return show
