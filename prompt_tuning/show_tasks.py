@@ -92,8 +92,7 @@ def first_examples(task: Any, split: str, num_examples: int) -> list[dict[str, A
 
 def show_task(name: str, split: str, num_examples: int) -> str:
     """The examples of a task, or, for a mixture, its subtasks (examples come per task)."""
-    from prompt_tuning.data import tensorflow_quiet  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
-    import seqio  # pylint: disable=import-outside-toplevel
+    from prompt_tuning.data.tensorflow_quiet import seqio  # pylint: disable=import-outside-toplevel
 
     from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel
 
@@ -112,8 +111,7 @@ def show_task(name: str, split: str, num_examples: int) -> str:
 
 def list_all() -> str:
     """Every registered task and mixture."""
-    from prompt_tuning.data import tensorflow_quiet  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
-    import seqio  # pylint: disable=import-outside-toplevel
+    from prompt_tuning.data.tensorflow_quiet import seqio  # pylint: disable=import-outside-toplevel
 
     from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel,unused-import
 

@@ -61,8 +61,7 @@ def apply_data_flags(values: flags.FlagValues) -> None:
         directory = paths.resolve(values.tfds_data_dir)
         if not os.path.isdir(directory):
             raise errors.UsageError(f"--tfds_data_dir {directory} is not a directory.")
-        from prompt_tuning.data import tensorflow_quiet  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
-        import seqio  # pylint: disable=import-outside-toplevel
+        from prompt_tuning.data.tensorflow_quiet import seqio  # pylint: disable=import-outside-toplevel
         seqio.set_tfds_data_dir_override(directory)
 
 

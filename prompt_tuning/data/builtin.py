@@ -19,12 +19,9 @@ from __future__ import annotations
 
 import os
 
-# TensorFlow first, quietly: seqio and the code below use it.
-from prompt_tuning.data.tensorflow_quiet import tf
-import seqio
-
 from prompt_tuning import paths
 from prompt_tuning.data import metrics, postprocessors, variants, vocab
+from prompt_tuning.data.tensorflow_quiet import seqio, tf
 
 DATA_DIR = os.path.join(paths.ASSETS_DIR, "builtin")
 SPLITS = ("train", "validation", "test")

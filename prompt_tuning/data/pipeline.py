@@ -77,8 +77,7 @@ def check_feature_lengths(lengths) -> None:
 def get_dataset(config: DatasetConfig, shard_id: int = 0, num_shards: int = 1,
                 num_epochs: Optional[int] = None):
     """The batched `tf.data.Dataset` of this host's share (`batch_size // num_shards`)."""
-    from prompt_tuning.data import tensorflow_quiet  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
-    import seqio  # pylint: disable=import-outside-toplevel
+    from prompt_tuning.data.tensorflow_quiet import seqio  # pylint: disable=import-outside-toplevel
 
     from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel
 

@@ -10,12 +10,9 @@ from __future__ import annotations
 import difflib
 from typing import Any, Optional, Sequence
 
-# TensorFlow first, quietly: seqio and the code below use it.
-from prompt_tuning.data.tensorflow_quiet import tf  # noqa: F401
-import seqio
-
 from prompt_tuning import errors
 from prompt_tuning.data import builtin, glue, superglue
+from prompt_tuning.data.tensorflow_quiet import seqio
 
 _FAMILIES = (builtin, superglue, glue)
 

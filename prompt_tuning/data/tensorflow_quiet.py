@@ -1,4 +1,4 @@
-"""TensorFlow, imported once and quietly: seqio and TFDS read data with it, nothing else does.
+"""TensorFlow (and seqio, built on it), imported once and quietly: data is read with them.
 
 TensorFlow's C++ start-up lines (oneDNN notes, "Could not find cuda drivers", on some machines
 "failed call to cuInit") go to file descriptor 2 before `TF_CPP_MIN_LOG_LEVEL` is read, so they
@@ -6,7 +6,7 @@ are silenced at the descriptor while TensorFlow loads and initialises its device
 (`stderr_guard`). TensorFlow is also kept off the GPUs (as T5X does): it only feeds data, and JAX
 owns the accelerators. `PT_DEBUG=1` leaves stderr alone.
 
-Data modules import `tf` from here before they import seqio or TFDS.
+Data modules import `tf` (or `seqio`) from here before anything else of TensorFlow's.
 """
 
 from __future__ import annotations
@@ -25,3 +25,4 @@ def _import_tensorflow():
 
 
 tf = _import_tensorflow()
+import seqio  # noqa: E402  pylint: disable=wrong-import-position  (after TensorFlow, on purpose)

@@ -10,11 +10,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-# TensorFlow first, quietly: seqio and the code below use it.
-from prompt_tuning.data.tensorflow_quiet import tf  # noqa: F401
-import seqio
-
 from prompt_tuning.data import variants
+from prompt_tuning.data.tensorflow_quiet import seqio
 
 Preprocessor = Callable
 

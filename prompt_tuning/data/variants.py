@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-# TensorFlow first, quietly: seqio and the code below use it.
-from prompt_tuning.data.tensorflow_quiet import tf
-import seqio
+from prompt_tuning.data.tensorflow_quiet import seqio, tf
 
 Preprocessor = Callable
 

@@ -27,8 +27,8 @@ def get_vocabulary(path: Optional[str] = None, extra_ids: int = EXTRA_IDS) -> An
       path: a SentencePiece model file; None: the T5 vocabulary shipped with the package.
       extra_ids: sentinel ids appended after the pieces (`<extra_id_0>` is the highest id).
     """
-    from prompt_tuning.data.tensorflow_quiet import tf  # pylint: disable=import-outside-toplevel
-    import seqio  # pylint: disable=import-outside-toplevel
+    # pylint: disable-next=import-outside-toplevel
+    from prompt_tuning.data.tensorflow_quiet import seqio, tf
 
     path = paths.resolve(path) or DEFAULT_VOCABULARY_PATH
     if not tf.io.gfile.exists(path) or tf.io.gfile.isdir(path):

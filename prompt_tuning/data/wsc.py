@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
-# TensorFlow first, quietly: seqio and the code below use it.
 from prompt_tuning.data.tensorflow_quiet import tf
 
 

@@ -21,8 +21,7 @@ Metrics = dict[str, dict[str, float]]
 
 
 def _subtasks(name: str) -> list[Any]:
-    from prompt_tuning.data import tensorflow_quiet  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
-    import seqio  # pylint: disable=import-outside-toplevel
+    from prompt_tuning.data.tensorflow_quiet import seqio  # pylint: disable=import-outside-toplevel
 
     from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel
 
@@ -49,8 +48,7 @@ class TaskEvaluator:
 
     def __init__(self, config: EvalConfig, task_feature_lengths: Mapping[str, int],
                  make_predictor: Callable[[Any], predictors.Predictor], vocabulary: Any):
-        from prompt_tuning.data import tensorflow_quiet  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
-        import seqio  # pylint: disable=import-outside-toplevel
+        from prompt_tuning.data.tensorflow_quiet import seqio  # pylint: disable=import-outside-toplevel
 
         self.config = config
         self.batch_size = config.batch_size
