@@ -23,7 +23,7 @@ vocabulary cannot let a placeholder beam be counted as finished.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -55,6 +55,12 @@ class _State(NamedTuple):
     live_log_probs: Array   # [batch, beams] float32, best first; -inf: no such beam
     finished_seqs: Array    # [batch, beams, max_decode_length + 1] int32
     finished_scores: Array  # [batch, beams] float32, best first; -inf: empty slot
+    cache: Any              # the callback's cache, rows of the live beams (None without one)
+
+
+def gather_rows(cache: Any, rows: Array) -> Any:
+    """Every leaf of `cache` with its leading axis (batch * beams) gathered by `rows`."""
+    return jax.tree.map(lambda x: jnp.take(x, rows, axis=0), cache)
 
 
 def brevity_penalty(alpha: float, length: Array | int) -> Array:
@@ -73,14 +79,16 @@ def _top(scores: Array, k: int, *arrays: Array) -> tuple[Array, ...]:
     return (top_scores,) + tuple(_gather_beams(a, indices) for a in arrays)
 
 
-def _extend(state: _State, log_probs: Array, num_beams: int) -> tuple[Array, Array, Array]:
+def _extend(state: _State, log_probs: Array, num_beams: int
+            ) -> tuple[Array, Array, Array, Array]:
     """Best `2 * num_beams` one-token extensions of the live beams.
 
     Args:
       log_probs: [batch, beams, vocab] next-token log-probabilities.
     Returns:
       ([batch, 2*beams] summed log-probs, [batch, 2*beams, length] sequences with the new
-      token written at `step + 1`, [batch, 2*beams] the new tokens).
+      token written at `step + 1`, [batch, 2*beams] the new tokens, [batch, 2*beams] the live
+      beam each extends).
     """
     batch, beams, vocab = log_probs.shape
     if 2 * num_beams > beams * vocab:
@@ -88,22 +96,28 @@ def _extend(state: _State, log_probs: Array, num_beams: int) -> tuple[Array, Arr
     totals = (state.live_log_probs[:, :, None] + log_probs).reshape(batch, beams * vocab)
     top_log_probs, flat_indices = lax.top_k(totals, 2 * num_beams)
     tokens = (flat_indices % vocab).astype(jnp.int32)
-    seqs = _gather_beams(state.live_seqs, flat_indices // vocab)
+    parents = (flat_indices // vocab).astype(jnp.int32)
+    seqs = _gather_beams(state.live_seqs, parents)
     seqs = lax.dynamic_update_index_in_dim(seqs, tokens[:, :, None], state.step + 1, axis=2)
-    return top_log_probs, seqs, tokens
+    return top_log_probs, seqs, tokens, parents
 
 
 def _step(state: _State, tokens_to_logits: TokensToLogits, num_beams: int, alpha: float,
-          eos_id: int, max_decode_length: int) -> _State:
+          eos_id: int, max_decode_length: int,
+          reorder_cache: Callable[[Any, Array], Any]) -> _State:
     batch = state.live_seqs.shape[0]
     flat_inputs = state.live_seqs[:, :, :max_decode_length].reshape(batch * num_beams, -1)
-    log_probs = next_token_log_probs(tokens_to_logits, flat_inputs, state.step)
-    cand_log_probs, cand_seqs, cand_tokens = _extend(
+    log_probs, cache = next_token_log_probs(tokens_to_logits, flat_inputs, state.step,
+                                            state.cache)
+    cand_log_probs, cand_seqs, cand_tokens, cand_parents = _extend(
         state, log_probs.reshape(batch, num_beams, -1), num_beams)
     # -inf candidates extend placeholder beams: they can neither live nor finish.
     ends = (cand_tokens == eos_id) & jnp.isfinite(cand_log_probs)
-    live_log_probs, live_seqs = _top(jnp.where(ends, -jnp.inf, cand_log_probs), num_beams,
-                                     cand_seqs)
+    live_log_probs, live_seqs, live_parents = _top(jnp.where(ends, -jnp.inf, cand_log_probs),
+                                                   num_beams, cand_seqs, cand_parents)
+    if cache is not None:  # each new live beam continues from its parent's cache rows
+        rows = (jnp.arange(batch)[:, None] * num_beams + live_parents).reshape(-1)
+        cache = reorder_cache(cache, rows)
     cand_scores = jnp.where(ends, cand_log_probs / brevity_penalty(alpha, state.step + 1),
                             -jnp.inf)
     # Old finished beams come first, so on equal scores the earlier (shorter) one is kept.
@@ -111,7 +125,7 @@ def _step(state: _State, tokens_to_logits: TokensToLogits, num_beams: int, alpha
         jnp.concatenate([state.finished_scores, cand_scores], axis=1), num_beams,
         jnp.concatenate([state.finished_seqs, cand_seqs], axis=1))
     return _State(step=state.step + 1, live_seqs=live_seqs, live_log_probs=live_log_probs,
-                  finished_seqs=finished_seqs, finished_scores=finished_scores)
+                  finished_seqs=finished_seqs, finished_scores=finished_scores, cache=cache)
 
 
 def _should_continue(state: _State, alpha: float, max_decode_length: int) -> Array:
@@ -126,7 +140,8 @@ def _should_continue(state: _State, alpha: float, max_decode_length: int) -> Arr
 
 
 def beam_search(tokens_to_logits: TokensToLogits, batch_size: int, max_decode_length: int,
-                num_beams: int = 4, alpha: float = 0.6, eos_id: int = 1) -> BeamSearchOutput:
+                num_beams: int = 4, alpha: float = 0.6, eos_id: int = 1, cache: Any = None,
+                reorder_cache: Callable[[Any, Array], Any] = gather_rows) -> BeamSearchOutput:
     """T5X-style beam search from the start id 0.
 
     Args:
@@ -137,6 +152,10 @@ def beam_search(tokens_to_logits: TokensToLogits, batch_size: int, max_decode_le
       num_beams: beams per example (T5X's `num_decodes`).
       alpha: brevity-penalty exponent; 0 ranks finished beams by raw log-probability.
       eos_id: the end-of-sequence id.
+      cache: the initial cache of a `CachedTokensToLogits` callback, rows `batch * num_beams`
+        (None: no cache).
+      reorder_cache: `(cache, rows [batch * num_beams]) -> cache` with each row taken from row
+        `rows[i]`, applied when beams are re-selected (default: every leaf's leading axis).
     Returns:
       `BeamSearchOutput(sequences [batch, num_beams, max_decode_length] int32,
       scores [batch, num_beams] float32)`, best first.
@@ -150,10 +169,11 @@ def beam_search(tokens_to_logits: TokensToLogits, batch_size: int, max_decode_le
     # Only beam 0 exists at first; the others are placeholders that no candidate can beat.
     init = _State(step=jnp.array(0, jnp.int32), live_seqs=seqs,
                   live_log_probs=jnp.full(shape, -jnp.inf).at[:, 0].set(0.0),
-                  finished_seqs=seqs, finished_scores=jnp.full(shape, -jnp.inf))
+                  finished_seqs=seqs, finished_scores=jnp.full(shape, -jnp.inf), cache=cache)
     final = lax.while_loop(
         lambda s: _should_continue(s, alpha, max_decode_length),
-        lambda s: _step(s, tokens_to_logits, num_beams, alpha, eos_id, max_decode_length),
+        lambda s: _step(s, tokens_to_logits, num_beams, alpha, eos_id, max_decode_length,
+                        reorder_cache),
         init)
     any_finished = jnp.isfinite(final.finished_scores[:, 0])               # [batch]
     sequences = jnp.where(any_finished[:, None, None], final.finished_seqs, final.live_seqs)

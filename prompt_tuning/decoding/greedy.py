@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -31,20 +31,23 @@ class _State(NamedTuple):
     buffer: Array     # [batch, max_decode_length + 1] int32: start id, then decoded ids.
     done: Array       # [batch] bool: EOS already produced.
     log_probs: Array  # [batch] float32
+    cache: Any        # the callback's cache (None without one)
 
 
 def greedy_decode(tokens_to_logits: TokensToLogits, batch_size: int, max_decode_length: int,
-                  eos_id: int = 1) -> GreedyOutput:
+                  eos_id: int = 1, cache: Any = None) -> GreedyOutput:
     """Decodes `batch_size` sequences greedily, T5 style (start id 0, stop at `eos_id`).
 
     The loop stops as soon as every row has produced EOS, so short outputs are cheap; the
     output shape is static either way.
 
     Args:
-      tokens_to_logits: see `TokensToLogits`; called with `[batch_size, max_decode_length]`.
+      tokens_to_logits: see `TokensToLogits`; called with `[batch_size, max_decode_length]`
+        (and the cache, when there is one: `CachedTokensToLogits`).
       batch_size: number of sequences.
       max_decode_length: tokens to decode per sequence, EOS included.
       eos_id: the end-of-sequence id.
+      cache: the initial cache of a `CachedTokensToLogits` callback (None: no cache).
     Returns:
       `GreedyOutput(tokens [batch, max_decode_length] int32, log_probs [batch] float32)`.
     """
@@ -56,8 +59,9 @@ def greedy_decode(tokens_to_logits: TokensToLogits, batch_size: int, max_decode_
         return (state.step < max_decode_length) & ~jnp.all(state.done)
 
     def body(state: _State) -> _State:
-        log_probs = next_token_log_probs(tokens_to_logits,
-                                         state.buffer[:, :max_decode_length], state.step)
+        log_probs, cache = next_token_log_probs(tokens_to_logits,
+                                                state.buffer[:, :max_decode_length], state.step,
+                                                state.cache)
         token = jnp.argmax(log_probs, axis=-1).astype(jnp.int32)              # [batch]
         chosen = jnp.take_along_axis(log_probs, token[:, None], axis=-1)[:, 0]
         # Finished rows keep padding with 0 and stop accumulating probability.
@@ -66,11 +70,12 @@ def greedy_decode(tokens_to_logits: TokensToLogits, batch_size: int, max_decode_
                                                  state.step + 1, axis=1)
         return _State(step=state.step + 1, buffer=buffer,
                       done=state.done | (token == eos_id),
-                      log_probs=state.log_probs + jnp.where(state.done, 0.0, chosen))
+                      log_probs=state.log_probs + jnp.where(state.done, 0.0, chosen),
+                      cache=cache)
 
     init = _State(step=jnp.array(0, jnp.int32),
                   buffer=jnp.zeros((batch_size, max_decode_length + 1), jnp.int32),
                   done=jnp.zeros((batch_size,), bool),
-                  log_probs=jnp.zeros((batch_size,), jnp.float32))
+                  log_probs=jnp.zeros((batch_size,), jnp.float32), cache=cache)
     final = lax.while_loop(cond, body, init)
     return GreedyOutput(tokens=final.buffer[:, 1:], log_probs=final.log_probs)

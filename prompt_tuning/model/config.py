@@ -65,6 +65,11 @@ class T5Config:
     def parameter_dtype(self) -> Any:
         return jnp.dtype(self.param_dtype)
 
+    @property
+    def layer_dtypes(self) -> dict[str, Any]:
+        """`dtype` and `param_dtype` keyword arguments for the layers."""
+        return dict(dtype=self.activation_dtype, param_dtype=self.parameter_dtype)
+
     def replace(self, **changes) -> "T5Config":
         return dataclasses.replace(self, **changes)
 

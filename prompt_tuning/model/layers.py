@@ -104,6 +104,11 @@ class MlpBlock(nn.Module):
 class MultiHeadAttention(nn.Module):
     """Dot-product attention without the 1/sqrt(head_dim) scaling (T5 folds it into the init).
 
+    `__call__` projects queries, keys and values and attends. For cached decoding the two halves
+    are also available apart: `project_kv` (keys and values of some positions, e.g. of the encoder
+    outputs once, or of one new decoder position per step) and `attend` (queries against given
+    keys and values).
+
     Args of `__call__`:
       queries: [batch, q_length, embed]
       keys_values: [batch, kv_length, embed]
@@ -115,29 +120,59 @@ class MultiHeadAttention(nn.Module):
 
     num_heads: int
     head_dim: int
+    out_features: int
     dropout_rate: float = 0.0
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
 
-    @nn.compact
-    def __call__(self, queries: Array, keys_values: Array, bias: Array,
-                 deterministic: bool = True) -> Array:
+    def setup(self):
         joined = self.num_heads * self.head_dim
         depth_scaled_init = lambda *args: default_kernel_init(*args) / jnp.sqrt(self.head_dim)
+        dense = lambda features, axes, init: Dense(features, axes, init, self.dtype,
+                                                   self.param_dtype)
+        self.query = dense(joined, ("embed", "joined_kv"), depth_scaled_init)
+        self.key = dense(joined, ("embed", "joined_kv"), default_kernel_init)
+        self.value = dense(joined, ("embed", "joined_kv"), default_kernel_init)
+        self.out = dense(self.out_features, ("joined_kv", "embed"), default_kernel_init)
+        self.weights_dropout = nn.Dropout(self.dropout_rate, broadcast_dims=(-2,))
 
-        def project(x, name, init=default_kernel_init):
-            y = Dense(joined, ("embed", "joined_kv"), init, self.dtype, self.param_dtype, name=name)(x)
-            return y.reshape(*y.shape[:-1], self.num_heads, self.head_dim)
+    def _heads(self, y: Array) -> Array:
+        """[..., heads * head_dim] -> [..., heads, head_dim]"""
+        return y.reshape(*y.shape[:-1], self.num_heads, self.head_dim)
 
-        query = project(queries, "query", depth_scaled_init)  # [batch, q, heads, head_dim]
-        key = project(keys_values, "key")                     # [batch, kv, heads, head_dim]
-        value = project(keys_values, "value")
+    def project_kv(self, keys_values: Array) -> tuple[Array, Array]:
+        """[batch, kv_length, embed] -> (key, value), each [batch, kv_length, heads, head_dim]."""
+        return self._heads(self.key(keys_values)), self._heads(self.value(keys_values))
+
+    def attend(self, queries: Array, key: Array, value: Array, bias: Array,
+               deterministic: bool = True) -> Array:
+        """Queries against given keys and values.
+
+        Args:
+          queries: [batch', q_length, embed], where batch' is batch times some group size g
+            (beams): the g rows of one example share its keys and values.
+          key, value: [batch, kv_length, heads, head_dim].
+          bias: [batch or 1, heads or 1, q_length or 1, kv_length].
+        Returns:
+          [batch', q_length, embed]
+        """
+        rows, q_length = queries.shape[:2]
+        groups = rows // key.shape[0]
+        # [batch * g, q, embed] -> [batch, g * q, ...]: each query attends on its own anyway.
+        query = self._heads(self.query(queries)).reshape(key.shape[0], groups * q_length,
+                                                        self.num_heads, self.head_dim)
+        if groups > 1 and bias.shape[2] != 1:
+            bias = jnp.repeat(bias, groups, axis=2)
         logits = jnp.einsum("bqhd,bkhd->bhqk", query, key).astype(jnp.float32) + bias
         weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
-        weights = nn.Dropout(self.dropout_rate, broadcast_dims=(-2,))(weights, deterministic)
-        out = jnp.einsum("bhqk,bkhd->bqhd", weights, value).reshape(*queries.shape[:-1], joined)
-        return Dense(queries.shape[-1], ("joined_kv", "embed"), default_kernel_init, self.dtype,
-                     self.param_dtype, name="out")(out)
+        weights = self.weights_dropout(weights, deterministic)
+        out = jnp.einsum("bhqk,bkhd->bqhd", weights, value)
+        return self.out(out.reshape(rows, q_length, self.num_heads * self.head_dim))
+
+    def __call__(self, queries: Array, keys_values: Array, bias: Array,
+                 deterministic: bool = True) -> Array:
+        key, value = self.project_kv(keys_values)
+        return self.attend(queries, key, value, bias, deterministic)
 
 
 def mask_to_bias(mask: Array) -> Array:

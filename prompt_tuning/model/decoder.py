@@ -1,0 +1,167 @@
+"""T5 1.1's decoder stack and untied `logits_dense` head, over whole targets or one step at a time.
+
+`__call__` runs all target positions at once (training, scoring). `step` runs one position
+against `DecodingCache`: the keys and values of every self-attention layer for the positions
+decoded so far (`[batch', max_length, heads, head_dim]` per layer, written one position per step)
+and of every cross-attention layer for the encoder outputs (computed once by `cross_kv`).
+batch' may be batch times the number of beams: the beams of one example share its encoder keys
+and values, which are neither copied per beam nor reordered.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from prompt_tuning.model import layers
+from prompt_tuning.model.config import T5Config
+from prompt_tuning.model.relpos import RelativePositionBiases
+
+Array = jax.Array
+KeyValue = tuple[Array, Array]  # ([batch, length, heads, head_dim], same)
+
+
+class DecodingCache(NamedTuple):
+    """What `Decoder.step` needs of earlier work.
+
+    Attributes:
+      self_kv: one (key, value) per decoder layer, `[batch', max_length, heads, head_dim]`;
+        positions not decoded yet hold zeros and are masked. Beam search reorders these rows.
+      cross_kv: one (key, value) per decoder layer for the encoder outputs,
+        `[batch, input_length, heads, head_dim]`.
+      encoder_mask: [batch, input_length] bool.
+    """
+
+    self_kv: tuple[KeyValue, ...]
+    cross_kv: tuple[KeyValue, ...]
+    encoder_mask: Array
+
+
+class DecoderLayer(nn.Module):
+    """Causal self-attention, cross-attention and MLP. [batch, length, embed] -> same."""
+
+    config: T5Config
+
+    def setup(self):
+        cfg = self.config
+        kw = cfg.layer_dtypes
+        attention = lambda: layers.MultiHeadAttention(cfg.num_heads, cfg.head_dim, cfg.emb_dim,
+                                                      cfg.dropout_rate, **kw)
+        norm = lambda: layers.RMSNorm(cfg.layer_norm_epsilon, **kw)
+        self.pre_self_attention_layer_norm = norm()
+        self.self_attention = attention()
+        self.pre_cross_attention_layer_norm = norm()
+        self.encoder_decoder_attention = attention()
+        self.pre_mlp_layer_norm = norm()
+        self.mlp = layers.MlpBlock(cfg.mlp_dim, cfg.dropout_rate, **kw)
+        self.residual_dropout = layers.dropout(cfg.dropout_rate)
+
+    def __call__(self, x: Array, encoded: Array, self_bias: Array, cross_bias: Array,
+                 deterministic: bool) -> Array:
+        y = self.pre_self_attention_layer_norm(x)
+        y = self.self_attention(y, y, self_bias, deterministic)
+        x = x + self.residual_dropout(y, deterministic)
+        y = self.pre_cross_attention_layer_norm(x)
+        y = self.encoder_decoder_attention(y, encoded, cross_bias, deterministic)
+        x = x + self.residual_dropout(y, deterministic)
+        y = self.mlp(self.pre_mlp_layer_norm(x), deterministic)
+        x = x + self.residual_dropout(y, deterministic)
+        return nn.with_logical_constraint(x, ("batch", "length", "embed"))
+
+    def cross_kv(self, encoded: Array) -> KeyValue:
+        """The cross-attention keys and values of the encoder outputs."""
+        return self.encoder_decoder_attention.project_kv(encoded)
+
+    def step(self, x: Array, position: Array, self_kv: KeyValue, cross_kv: KeyValue,
+             self_bias: Array, cross_bias: Array) -> tuple[Array, KeyValue]:
+        """One position: [batch', 1, embed] -> ([batch', 1, embed], the updated self_kv)."""
+        y = self.pre_self_attention_layer_norm(x)
+        new_key, new_value = self.self_attention.project_kv(y)
+        key = lax.dynamic_update_slice_in_dim(self_kv[0], new_key.astype(self_kv[0].dtype),
+                                              position, axis=1)
+        value = lax.dynamic_update_slice_in_dim(self_kv[1], new_value.astype(self_kv[1].dtype),
+                                                position, axis=1)
+        x = x + self.self_attention.attend(y, key, value, self_bias)
+        y = self.pre_cross_attention_layer_norm(x)
+        x = x + self.encoder_decoder_attention.attend(y, *cross_kv, cross_bias)
+        x = x + self.mlp(self.pre_mlp_layer_norm(x), True)
+        return x, (key, value)
+
+
+class Decoder(nn.Module):
+    """The decoder stack and the untied `logits_dense` head.
+
+    Args of `__call__`:
+      embedded: [batch, target_length, embed] embedded decoder inputs.
+      encoded: [batch, input_length, embed] encoder outputs.
+      self_mask: [batch, 1, target_length, target_length] bool.
+      cross_mask: [batch, 1, target_length, input_length] bool.
+    Returns:
+      [batch, target_length, vocab] float32 logits.
+    """
+
+    config: T5Config
+
+    def setup(self):
+        cfg = self.config
+        self.relpos_bias = RelativePositionBiases(cfg.relpos_num_buckets, cfg.relpos_max_distance,
+                                                  cfg.num_heads, bidirectional=False,
+                                                  param_dtype=cfg.parameter_dtype)
+        self.layers = [DecoderLayer(cfg) for _ in range(cfg.num_decoder_layers)]
+        self.decoder_norm = layers.RMSNorm(cfg.layer_norm_epsilon, **cfg.layer_dtypes)
+        # Logits in float32, whatever the activation dtype (T5X does the same).
+        self.logits_dense = layers.Dense(cfg.vocab_size, ("embed", "vocab"), dtype=jnp.float32,
+                                         param_dtype=cfg.parameter_dtype)
+        self.embedding_dropout = layers.dropout(cfg.dropout_rate)
+        self.output_dropout = layers.dropout(cfg.dropout_rate)
+
+    def __call__(self, embedded: Array, encoded: Array, self_mask: Array, cross_mask: Array,
+                 deterministic: bool = True) -> Array:
+        length = embedded.shape[1]
+        self_bias = layers.mask_to_bias(self_mask) + self.relpos_bias(length, length)
+        cross_bias = layers.mask_to_bias(cross_mask)
+        x = self.embedding_dropout(embedded, deterministic)
+        for layer in self.layers:
+            x = layer(x, encoded, self_bias, cross_bias, deterministic)
+        x = self.output_dropout(self.decoder_norm(x), deterministic)
+        return self.logits_dense(x)
+
+    def init_cache(self, encoded: Array, encoder_mask: Array, rows: int,
+                   max_length: int) -> DecodingCache:
+        """An empty cache for `rows` sequences (batch or batch * beams) of `max_length`."""
+        cfg = self.config
+        shape = (rows, max_length, cfg.num_heads, cfg.head_dim)
+        empty = jnp.zeros(shape, cfg.activation_dtype)
+        return DecodingCache(self_kv=tuple((empty, empty) for _ in self.layers),
+                             cross_kv=tuple(layer.cross_kv(encoded) for layer in self.layers),
+                             encoder_mask=encoder_mask)
+
+    def step(self, embedded: Array, position: Array, cache: DecodingCache
+             ) -> tuple[Array, DecodingCache]:
+        """Logits at `position`: [batch', 1, embed] -> ([batch', vocab] float32, cache).
+
+        Only causality masks the decoder (positions after `position` are not decoded yet), as
+        in `Transformer.decode` without targets.
+        """
+        max_length = cache.self_kv[0][0].shape[1]
+        visible = jnp.arange(max_length) <= position                      # [max_length]
+        self_bias = (layers.mask_to_bias(visible[None, None, None, :])
+                     + self.relpos_bias(1, max_length, query_offset=position))
+        cross_bias = layers.mask_to_bias(cache.encoder_mask[:, None, None, :])
+        x = embedded
+        self_kv = []
+        for layer, kv, cross in zip(self.layers, cache.self_kv, cache.cross_kv):
+            x, kv = layer.step(x, position, kv, cross, self_bias, cross_bias)
+            self_kv.append(kv)
+        logits = self.logits_dense(self.decoder_norm(x))[:, 0]
+        return logits, cache._replace(self_kv=tuple(self_kv))
+
+
+def reorder_rows(cache: DecodingCache, rows: Any) -> DecodingCache:
+    """The self-attention cache with its rows (batch * beams) gathered by `rows` [batch']."""
+    return cache._replace(self_kv=jax.tree.map(lambda x: jnp.take(x, rows, axis=0),
+                                               cache.self_kv))
