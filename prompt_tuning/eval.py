@@ -15,14 +15,22 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from absl import flags
+
 from prompt_tuning import cli
-from prompt_tuning.cli import gin_config
+from prompt_tuning.cli import distributed, gin_config
+
+
+def define_flags(values: flags.FlagValues) -> None:
+    gin_config.define_flags(values)
+    distributed.define_flags(values)
 
 
 def main(argv: Sequence[str]) -> None:
     from prompt_tuning.evaluation import jobs  # pylint: disable=import-outside-toplevel
 
-    values = cli.parse_flags(gin_config.rewrite_gin_args(argv), gin_config.define_flags, __doc__)
+    values = cli.parse_flags(gin_config.rewrite_gin_args(argv), define_flags, __doc__)
+    distributed.initialize(values)
     gin_config.apply_flags(values)
     config = gin_config.build(jobs.EvalJobConfig, "runs/prompt_eval.gin")
     result = jobs.evaluate(config)

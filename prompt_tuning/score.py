@@ -28,6 +28,7 @@ from typing import Sequence
 from absl import flags
 
 from prompt_tuning import atomic_write, cli, errors, paths
+from prompt_tuning.cli import distributed
 
 
 def define_flags(values: flags.FlagValues) -> None:
@@ -43,6 +44,9 @@ def define_flags(values: flags.FlagValues) -> None:
     flags.DEFINE_integer("batch_size", 16, "examples per forward pass.", flag_values=values)
     flags.DEFINE_bool("use_checkpoint_prompt", True, "without --prompt, score with the prompt "
                       "stored in the checkpoint, if any.", flag_values=values)
+    flags.DEFINE_integer("num_partitions", 1, "devices per model replica (the rest split the "
+                         "batch), as training's NUM_PARTITIONS.", flag_values=values)
+    distributed.define_flags(values)
 
 
 def main(argv: Sequence[str]) -> None:
@@ -50,6 +54,7 @@ def main(argv: Sequence[str]) -> None:
     from prompt_tuning.data import vocab  # pylint: disable=import-outside-toplevel
 
     values = cli.parse_flags(argv, define_flags, __doc__)
+    distributed.initialize(values)
     for name in ("checkpoint", "inputs", "output"):
         if not values[name].value:
             raise errors.UsageError(f"--{name} is required.")
@@ -66,7 +71,10 @@ def main(argv: Sequence[str]) -> None:
     if values.prompt:
         from prompt_tuning.prompts import files  # pylint: disable=import-outside-toplevel
         given_prompt = files.read_prompt(values.prompt)
-    frozen = runtime.load_frozen_model(
+    from prompt_tuning.partitioning import PartitioningConfig  # pylint: disable=import-outside-toplevel
+    placement = runtime.Placement.of(PartitioningConfig(num_partitions=values.num_partitions))
+    placement.check_batch_size(values.batch_size)
+    frozen, shardings = placement.load_frozen(
         runtime.ModelConfig(values.checkpoint, vocabulary_path=values.vocab, dropout_rate=0.0),
         check_vocabulary=False)
     if vocabulary.cache_info().currsize:  # text was tokenized: the vocabulary must fit
@@ -76,8 +84,10 @@ def main(argv: Sequence[str]) -> None:
         runtime.check_prompt_width(given_prompt, frozen, values.prompt)
     prompt = scoring.choose_prompt(given_prompt, values.prompt, frozen,
                                    values.use_checkpoint_prompt)
-    results = scoring.score_examples(frozen, examples, prompt, values.batch_size)
-    atomic_write.write_text_atomically(output, "".join(json.dumps(r) + "\n" for r in results))
+    results = scoring.score_examples(frozen, examples, prompt, values.batch_size, placement,
+                                     shardings)
+    if placement.is_primary:
+        atomic_write.write_text_atomically(output, "".join(json.dumps(r) + "\n" for r in results))
     print(f"scored {len(results)} examples -> {output}")
 
 

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from absl import flags
+
 from prompt_tuning import cli
-from prompt_tuning.cli import gin_config
+from prompt_tuning.cli import distributed, gin_config
 
 
 def run_training(config: Any) -> dict[str, Any]:
@@ -30,15 +32,21 @@ def run_training(config: Any) -> dict[str, Any]:
     make_evaluator = None
     if config.evaluation is not None:
         lengths = config.train_dataset.task_feature_lengths
-        make_evaluator = lambda model, frozen: task_evaluator(  # noqa: E731
-            config.evaluation, lengths, model, frozen.vocabulary)
+        make_evaluator = lambda model, frozen, placement, shardings: task_evaluator(  # noqa: E731
+            config.evaluation, lengths, model, frozen.vocabulary, placement, shardings)
     return loop.train(config, make_evaluator, on_start=gin_config.save_operative_config)
+
+
+def define_flags(values: flags.FlagValues) -> None:
+    gin_config.define_flags(values)
+    distributed.define_flags(values)
 
 
 def main(argv: Sequence[str]) -> None:
     from prompt_tuning.training.config import TrainConfig  # pylint: disable=import-outside-toplevel
 
-    values = cli.parse_flags(gin_config.rewrite_gin_args(argv), gin_config.define_flags, __doc__)
+    values = cli.parse_flags(gin_config.rewrite_gin_args(argv), define_flags, __doc__)
+    distributed.initialize(values)
     gin_config.apply_flags(values)
     summary = run_training(gin_config.build(TrainConfig))
     print_summary(summary)

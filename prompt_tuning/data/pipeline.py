@@ -76,7 +76,8 @@ def check_feature_lengths(lengths) -> None:
 
 def get_dataset(config: DatasetConfig, shard_id: int = 0, num_shards: int = 1,
                 num_epochs: Optional[int] = None):
-    """The batched `tf.data.Dataset` of this host's share (`batch_size // num_shards`)."""
+    """The batched `tf.data.Dataset` of seqio shard `shard_id` of `num_shards`, in batches of
+    `batch_size // num_shards` (default: the whole data in global batches)."""
     from prompt_tuning.data.tensorflow_quiet import seqio  # pylint: disable=import-outside-toplevel
 
     from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel
@@ -102,11 +103,24 @@ def get_dataset(config: DatasetConfig, shard_id: int = 0, num_shards: int = 1,
 
 def batches(config: DatasetConfig, start_step: int = 0, shard_id: int = 0,
             num_shards: int = 1) -> Iterator[dict[str, np.ndarray]]:
-    """Numpy batches of training data, starting after the first `start_step` batches.
+    """This host's rows of each global training batch, starting after `start_step` batches.
+
+    Every host reads the same global stream (`batch_size` examples a step) and keeps its rows,
+    block `shard_id` of `num_shards` (the rows its devices hold, `partitioning.data_layout`). So
+    which examples make up a step does not depend on how many hosts there are: a run may resume
+    on another topology and continue exactly, and many hosts compute what one would. (T5X reads a
+    different shard of the data per host instead, which ties the data order to the host count;
+    reading the whole batch costs each host the tokenization of `batch_size` examples a step.)
 
     The order is a pure function of the config, so skipping `start_step` batches of a fresh
     pipeline lands exactly where an interrupted run stopped.
     """
-    dataset = get_dataset(config, shard_id, num_shards).skip(start_step)
+    if config.batch_size % num_shards:
+        raise errors.UsageError(f"batch size {config.batch_size} is not divisible by the "
+                                f"{num_shards} hosts.")
+    rows = config.batch_size // num_shards
+    mine = slice(shard_id * rows, (shard_id + 1) * rows)
+    dataset = get_dataset(config).skip(start_step)
     for batch in dataset.as_numpy_iterator():
-        yield {k: np.asarray(batch[k], np.int32) for k in (*FEATURES, PROMPT_IDS) if k in batch}
+        yield {k: np.asarray(batch[k][mine], np.int32)
+               for k in (*FEATURES, PROMPT_IDS) if k in batch}

@@ -2,6 +2,9 @@
 
 `TaskEvaluator` is what the training loop receives (its `Evaluator` protocol) and what the eval
 command runs: `evaluate(params, step) -> {task: {metric: value}}` and `selection_score(metrics)`.
+On a `Placement` the predictions run on the run's mesh (the frozen model sharded as in training,
+batches split over 'data' and hosts) and come back whole to every host, which computes the same
+metrics from them (every host needs them: they decide, together, which prompt is the best).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import numpy as np
 from prompt_tuning import errors
 from prompt_tuning.evaluation import predictors
 from prompt_tuning.model import Transformer
-from prompt_tuning.runtime import EvalConfig
+from prompt_tuning.runtime import EvalConfig, Placement
 
 PyTree = Any
 Metrics = dict[str, dict[str, float]]
@@ -47,12 +50,16 @@ class TaskEvaluator:
     """seqio Evaluators for each sub-task with metrics, sharing one jitted predictor per task."""
 
     def __init__(self, config: EvalConfig, task_feature_lengths: Mapping[str, int],
-                 make_predictor: Callable[[Any], predictors.Predictor], vocabulary: Any):
+                 make_predictor: Callable[[Any], predictors.Predictor], vocabulary: Any,
+                 placement: Optional[Placement] = None, params_shardings: Any = None):
         from prompt_tuning.data.tensorflow_quiet import seqio  # pylint: disable=import-outside-toplevel
 
         self.config = config
         self.batch_size = config.batch_size
         self._vocabulary = vocabulary
+        self._placement = placement
+        if placement is not None:
+            placement.check_batch_size(config.batch_size)
         self._evaluators = {}
         self._predictors = {}
         for task in _subtasks(config.mixture_or_task_name):
@@ -60,7 +67,10 @@ class TaskEvaluator:
                 task.name, seqio.EncDecFeatureConverter(pack=False), eval_split=config.split,
                 sequence_length=dict(task_feature_lengths), num_examples=config.num_examples,
                 logger_cls=(), use_memory_cache=True)
-            self._predictors[task.name] = jax.jit(make_predictor(task))
+            predictor = make_predictor(task)
+            self._predictors[task.name] = (
+                jax.jit(predictor) if placement is None
+                else placement.jit_predict(predictor, params_shardings))
         if not self._evaluators:
             raise errors.UsageError(
                 f"{config.mixture_or_task_name!r} has no task with metrics to evaluate.")
@@ -77,11 +87,16 @@ class TaskEvaluator:
                 batch = {k: np.stack([ex[k] for _, ex in chunk]) for k in chunk[0][1]}
                 pad = self.batch_size - len(chunk)  # keep one compiled shape
                 batch = {k: np.pad(v, [(0, pad)] + [(0, 0)] * (v.ndim - 1)) for k, v in batch.items()}
-                tokens = np.asarray(jax.device_get(predict(params, batch)))[:len(chunk)]
+                tokens = self._predict(predict, params, batch)[:len(chunk)]
                 results += [(i, self._ids(t)) for i, t in zip(indices, tokens)]
             return results
 
         return predict_fn
+
+    def _predict(self, predict, params: PyTree, batch: dict) -> np.ndarray:
+        if self._placement is None:
+            return np.asarray(jax.device_get(predict(params, batch)))
+        return np.asarray(self._placement.fetch(predict(params, self._placement.put_batch(batch))))
 
     def _ids(self, tokens: np.ndarray) -> list[int]:
         from prompt_tuning.data import vocab  # pylint: disable=import-outside-toplevel
@@ -102,8 +117,10 @@ class TaskEvaluator:
 
 
 def task_evaluator(config: EvalConfig, task_feature_lengths: Mapping[str, int],
-                   model: Transformer, vocabulary: Any) -> TaskEvaluator:
-    """The evaluator of `config`'s task for `model` (generation or rank classification)."""
+                   model: Transformer, vocabulary: Any, placement: Optional[Placement] = None,
+                   params_shardings: Any = None) -> TaskEvaluator:
+    """The evaluator of `config`'s task for `model` (generation or rank classification),
+    on `placement`'s mesh with parameters on `params_shardings` (None: one device)."""
     from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel
 
     def make_predictor(task):
@@ -118,4 +135,5 @@ def task_evaluator(config: EvalConfig, task_feature_lengths: Mapping[str, int],
         return predictors.rank_classification_predictor(
             model, predictors.label_targets(vocabulary, labels, task_feature_lengths["targets"]))
 
-    return TaskEvaluator(config, task_feature_lengths, make_predictor, vocabulary)
+    return TaskEvaluator(config, task_feature_lengths, make_predictor, vocabulary, placement,
+                         params_shardings)

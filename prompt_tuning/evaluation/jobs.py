@@ -2,7 +2,9 @@
 
 Each job is a validated config that gin builds (`EvalJobConfig`, `InferJobConfig`) and a
 function that runs it; everything that can be checked without reading the checkpoint is checked
-when the config is built.
+when the config is built. Both run on a mesh as training does (`partitioning`, `NUM_PARTITIONS`):
+the frozen model read onto its shardings, batches split over 'data' and hosts; the first process
+writes the output.
 """
 
 from __future__ import annotations
@@ -12,15 +14,16 @@ import json
 import os
 from typing import Any, Mapping, Optional
 
-import jax
 import numpy as np
 
 from prompt_tuning import atomic_write, errors, paths, runtime
+from prompt_tuning.prompts import seam
 from prompt_tuning.data import pipeline
 from prompt_tuning.decoding import DecodingConfig
 from prompt_tuning.evaluation import evaluator as evaluator_lib
 from prompt_tuning.evaluation import predictors
 from prompt_tuning.evaluation.prompt_source import PromptSource
+from prompt_tuning.partitioning import PartitioningConfig
 
 RESULTS_FILE = "eval_results.json"
 
@@ -35,6 +38,7 @@ class EvalJobConfig:
       task_feature_lengths: {'inputs': N, 'targets': M} (the prompt comes on top of N).
       output_dir: EVAL_OUTPUT_DIR; `eval_results.json` is written there.
       prompt: where the prompt comes from.
+      partitioning: the device mesh (the same settings as training's).
     """
 
     model: runtime.ModelConfig
@@ -42,6 +46,7 @@ class EvalJobConfig:
     task_feature_lengths: Mapping[str, int]
     output_dir: str
     prompt: PromptSource
+    partitioning: PartitioningConfig = PartitioningConfig()
 
     def __post_init__(self):
         if not self.evaluation.mixture_or_task_name:
@@ -66,6 +71,7 @@ class InferJobConfig:
       decoding: greedy or beam search.
       prompt: where the prompt comes from.
       num_examples: the first N examples only (None: the whole split).
+      partitioning: the device mesh (the same settings as training's).
     """
 
     model: runtime.ModelConfig
@@ -74,6 +80,7 @@ class InferJobConfig:
     prompt: PromptSource
     decoding: DecodingConfig = DecodingConfig()
     num_examples: Optional[int] = None
+    partitioning: PartitioningConfig = PartitioningConfig()
 
     def __post_init__(self):
         if self.num_examples is not None and (
@@ -89,34 +96,41 @@ class InferJobConfig:
         object.__setattr__(self, "dataset", dataclasses.replace(self.dataset, shuffle=False))
 
 
-def _prompted_model(model: runtime.ModelConfig, task_name: str, split: str,
-                    prompt: np.ndarray, source: str, inputs_length: int):
-    """(frozen model, model, params): checks the task, split and lengths before the big read."""
+def _prompted_model(model: runtime.ModelConfig, placement: runtime.Placement, task_name: str,
+                    split: str, prompt: np.ndarray, source: str, inputs_length: int):
+    """(frozen model, model, params on their shardings, their shardings); the task, split and
+    lengths are checked before the big read."""
     from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel
 
     model.check_input_length(prompt.shape[0], inputs_length)
     tasks.check_split(task_name, split)  # fails fast, before the checkpoint is read
     tasks.check_prepared(task_name, split)
-    frozen = runtime.load_frozen_model(model)
+    frozen, shardings = placement.load_frozen(model)
     tasks.check_vocabulary(task_name, frozen.vocabulary)
     net, params = runtime.with_prompt(frozen, prompt, source)
-    return frozen, net, params
+    prompt_part = {seam.SCOPE: params[seam.SCOPE]}
+    shardings = placement.with_replicated(shardings, prompt_part)
+    params = {**params, **placement.place(prompt_part, {seam.SCOPE: shardings[seam.SCOPE]})}
+    return frozen, net, params, shardings
 
 
 def evaluate(config: EvalJobConfig) -> dict[str, Any]:
     """Evaluates the prompt; writes and returns `{prompt, split, mode, metrics, score}`."""
     prompt, source = config.prompt.load()
     evaluation = config.evaluation
-    frozen, net, params = _prompted_model(config.model, evaluation.mixture_or_task_name,
-                                          evaluation.split, prompt, source,
-                                          config.task_feature_lengths["inputs"])
+    placement = runtime.Placement.of(config.partitioning)
+    placement.check_batch_size(evaluation.batch_size)
+    frozen, net, params, shardings = _prompted_model(
+        config.model, placement, evaluation.mixture_or_task_name, evaluation.split, prompt,
+        source, config.task_feature_lengths["inputs"])
     task_evaluator = evaluator_lib.task_evaluator(evaluation, config.task_feature_lengths, net,
-                                                  frozen.vocabulary)
+                                                  frozen.vocabulary, placement, shardings)
     metrics = task_evaluator.evaluate(params)
     result = {"prompt": source, "split": evaluation.split, "mode": evaluation.describe(),
               "metrics": metrics, "score": task_evaluator.selection_score(metrics)}
-    atomic_write.write_text_atomically(os.path.join(config.output_dir, RESULTS_FILE),
-                                       json.dumps(result, indent=2))
+    if placement.is_primary:
+        atomic_write.write_text_atomically(os.path.join(config.output_dir, RESULTS_FILE),
+                                           json.dumps(result, indent=2))
     return result
 
 
@@ -126,18 +140,21 @@ def infer(config: InferJobConfig) -> int:
 
     prompt, source = config.prompt.load()
     dataset = config.dataset
-    frozen, net, params = _prompted_model(config.model, dataset.mixture_or_task_name,
-                                          dataset.split, prompt, source,
-                                          dataset.task_feature_lengths["inputs"])
+    placement = runtime.Placement.of(config.partitioning)
+    placement.check_batch_size(dataset.batch_size)
+    frozen, net, params, shardings = _prompted_model(
+        config.model, placement, dataset.mixture_or_task_name, dataset.split, prompt, source,
+        dataset.task_feature_lengths["inputs"])
     vocabulary = frozen.vocabulary
-    predict = jax.jit(predictors.generation_predictor(
-        net, config.decoding, dataset.task_feature_lengths["targets"], vocabulary.eos_id))
+    predict = placement.jit_predict(predictors.generation_predictor(
+        net, config.decoding, dataset.task_feature_lengths["targets"], vocabulary.eos_id),
+        shardings)
     text = lambda row: vocabulary.decode(vocab.ids_before_eos(row, vocabulary))  # noqa: E731
     lines: list[str] = []
     for batch in pipeline.get_dataset(dataset, num_epochs=1).as_numpy_iterator():
         real = batch["encoder_input_tokens"].shape[0]
         padded = {k: np.pad(v, [(0, dataset.batch_size - real), (0, 0)]) for k, v in batch.items()}
-        tokens = np.asarray(jax.device_get(predict(params, padded)))[:real]
+        tokens = np.asarray(placement.fetch(predict(params, placement.put_batch(padded))))[:real]
         for i in range(real):
             if config.num_examples is not None and len(lines) >= config.num_examples:
                 break
@@ -146,5 +163,7 @@ def infer(config: InferJobConfig) -> int:
                                      "targets": text(batch["decoder_target_tokens"][i])}))
         if config.num_examples is not None and len(lines) >= config.num_examples:
             break
-    atomic_write.write_text_atomically(config.output_file, "".join(line + "\n" for line in lines))
+    if placement.is_primary:
+        atomic_write.write_text_atomically(config.output_file,
+                                           "".join(line + "\n" for line in lines))
     return len(lines)

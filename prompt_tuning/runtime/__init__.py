@@ -7,10 +7,12 @@ forward pass and score step, and how the dev set is evaluated.
 from prompt_tuning.runtime.eval_config import EvalConfig
 from prompt_tuning.runtime.forward import logits, make_score_step, token_log_probs
 from prompt_tuning.runtime.frozen_model import FrozenModel, ModelConfig, load_frozen_model
+from prompt_tuning.runtime.placement import Placement
 from prompt_tuning.runtime.prompted_model import (check_prompt_width, init_prompt,
                                                   model_for_training, with_prompt,
                                                   without_prompt)
 
-__all__ = ["EvalConfig", "FrozenModel", "ModelConfig", "check_prompt_width", "init_prompt",
+__all__ = ["EvalConfig", "FrozenModel", "ModelConfig", "Placement", "check_prompt_width",
+           "init_prompt",
            "load_frozen_model", "logits", "make_score_step", "model_for_training",
            "token_log_probs", "with_prompt", "without_prompt"]

@@ -28,7 +28,8 @@ def choose_prompt(given: Optional[np.ndarray], given_path: Optional[str],
 
 
 def score_examples(frozen: runtime.FrozenModel, examples: Sequence[Example],
-                   prompt: Optional[np.ndarray] = None, batch_size: int = 16
+                   prompt: Optional[np.ndarray] = None, batch_size: int = 16,
+                   placement: Optional[runtime.Placement] = None, shardings: Any = None
                    ) -> list[dict[str, Any]]:
     """`[{"log_likelihood": float, "token_log_probs": [float per target token]}]`, in order.
 
@@ -37,6 +38,8 @@ def score_examples(frozen: runtime.FrozenModel, examples: Sequence[Example],
       examples: token ids (see `read_examples`).
       prompt: `[P, embed]` prepended to every example's encoder inputs (None: no prompt).
       batch_size: examples per forward pass; the last batch is padded to it.
+      placement, shardings: the mesh the frozen model was read onto and its shardings
+        (`Placement.load_frozen`); None: one device.
     """
     import jax  # pylint: disable=import-outside-toplevel
 
@@ -46,10 +49,20 @@ def score_examples(frozen: runtime.FrozenModel, examples: Sequence[Example],
         model, params = runtime.without_prompt(frozen)
     else:
         model, params = runtime.with_prompt(frozen, prompt, "--prompt")
-    score = jax.jit(runtime.make_score_step(model))
+    step = runtime.make_score_step(model)
+    if placement is None:
+        score = jax.jit(step)
+        run = lambda batch: jax.device_get(score(params, batch))  # noqa: E731
+    else:
+        placement.check_batch_size(batch_size)
+        extra = {k: v for k, v in params.items() if k not in shardings}  # the prompt
+        shardings = placement.with_replicated(shardings, extra)
+        params = {**params, **placement.place(extra, {k: shardings[k] for k in extra})}
+        score = placement.jit_predict(step, shardings)
+        run = lambda batch: placement.fetch(score(params, placement.put_batch(batch)))  # noqa: E731
     results = []
     for chunk in chunks(examples, batch_size):
-        out = jax.device_get(score(params, make_batch(chunk, batch_size)))
+        out = run(make_batch(chunk, batch_size))
         for i, example in enumerate(chunk):
             n = len(example.targets)
             results.append({"log_likelihood": float(out["log_likelihood"][i]),

@@ -40,8 +40,10 @@ class Evaluator(Protocol):
         ...
 
 
-# (the prompted model, the frozen model) -> the evaluator of the run's dev set.
-EvaluatorFactory = Callable[[Transformer, runtime.FrozenModel], Evaluator]
+# (the prompted model, the frozen model, the run's placement, the shardings of the parameter
+# tree the evaluator gets) -> the evaluator of the run's dev set.
+EvaluatorFactory = Callable[[Transformer, runtime.FrozenModel, runtime.Placement, PyTree],
+                            Evaluator]
 
 
 def _task_names(config: TrainConfig) -> list[str]:
@@ -56,19 +58,6 @@ def _task_names(config: TrainConfig) -> list[str]:
         tasks.check_split(name, split)
         tasks.check_prepared(name, split)
     return list(dict.fromkeys(name for name, _ in uses))
-
-
-def _load_sharded(model: runtime.ModelConfig, mesh, rules
-                  ) -> tuple[runtime.FrozenModel, Any]:
-    """The frozen model, each parameter on its sharding (read straight onto it when the
-    architecture is known in advance, as from a size gin file), and those shardings."""
-    if model.architecture is not None:
-        shardings = partitioning_lib.param_shardings(model.architecture, mesh, rules)
-        return runtime.load_frozen_model(model, shardings), shardings
-    frozen = runtime.load_frozen_model(model)
-    shardings = partitioning_lib.param_shardings(frozen.config, mesh, rules)
-    frozen.params = partitioning_lib.put_sharded(frozen.params, shardings)
-    return frozen, shardings
 
 
 def _split_trainable(prompt_params, frozen_params, patterns, frozen_shardings):
@@ -118,15 +107,15 @@ def train(config: TrainConfig, make_evaluator: Optional[EvaluatorFactory] = None
     identity = config.identity()
     for note in run_dir.check_model_dir(config.model_dir, identity):
         _notify(note)
-    mesh, rules = config.partitioning.mesh(), config.partitioning.rules()
+    placement = runtime.Placement.of(config.partitioning)
+    mesh, rules = placement.mesh, placement.rules
     partitioning_lib.check_batch_size(config.train_dataset.batch_size, mesh)
     layout = partitioning_lib.data_layout(mesh)
-    frozen, frozen_shardings = _load_sharded(config.model, mesh, rules)
+    frozen, frozen_shardings = placement.load_frozen(config.model)
     from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel
     for name in task_names:
         tasks.check_vocabulary(name, frozen.vocabulary)
     net = runtime.model_for_training(frozen, config.prompt)
-    evaluator = make_evaluator(net, frozen) if config.evaluation is not None else None
 
     # --- State: resume from MODEL_DIR, or a fresh prompt ----------------------------------
     tx = optim.adafactor(config.optimizer)
@@ -134,9 +123,13 @@ def train(config: TrainConfig, make_evaluator: Optional[EvaluatorFactory] = None
     trained, frozen_params, frozen_shardings = _split_trainable(
         runtime.init_prompt(config.prompt, frozen, init_rng), frozen.params,
         config.prompt.trainable, frozen_shardings)
+    evaluator = None
+    if config.evaluation is not None:  # on the training mesh, the trained part replicated
+        eval_shardings = trainable.merge(
+            jax.tree.map(lambda _: placement.replicated(), trained), frozen_shardings)
+        evaluator = make_evaluator(net, frozen, placement, eval_shardings)
     state = partitioning_lib.shard_train_state(step_lib.TrainState.create(trained, tx), mesh)
-    runs = run_dir.RunCheckpoints(config.model_dir, keep=config.checkpoint.keep,
-                                        writer=True)
+    runs = run_dir.RunCheckpoints(config.model_dir, keep=config.checkpoint.keep, writer=True)
     record: dict[str, Any] = {"best_score": None, "best_step": None, "best_metrics": None,
                               "evals": {}}
     try:
@@ -154,9 +147,10 @@ def train(config: TrainConfig, make_evaluator: Optional[EvaluatorFactory] = None
             if runs.latest_step(reload=True) != (start or None):
                 raise errors.RunDirError(f"MODEL_DIR {config.model_dir} was written by another "
                                          "process while this one started; run again.")
-        run_dir.write_run_file(config.model_dir, identity)
-        if on_start is not None:
-            on_start(config.model_dir)
+        if host == 0:  # what a run writes once
+            run_dir.write_run_file(config.model_dir, identity)
+            if on_start is not None:
+                on_start(config.model_dir)
         if start == config.train_steps:
             _notify(f"{config.model_dir} is already at TRAIN_STEPS={start}: nothing to train.")
         elif start:

@@ -290,3 +290,17 @@ def test_tensorflow_prints_nothing_at_start():
     assert result.returncode == 0
     assert result.stderr == ""
     assert "taskless_builtin_topic" in result.stdout
+
+
+@pytest.mark.parametrize("flags, line", [
+    (["--process_count=2"], "--coordinator_address, --process_index missing: a multi-host run "
+                            "needs --coordinator_address, --process_count and --process_index on "
+                            "every host."),
+    (["--coordinator_address=127.0.0.1:1234", "--process_count=2", "--process_index=2"],
+     "--process_index 2 must be in [0, --process_count 2)."),
+    (["--coordinator_address=nohost", "--process_count=2", "--process_index=0"],
+     "--coordinator_address must be HOST:PORT, got 'nohost'."),
+])
+@pytest.mark.parametrize("module", [TRAIN, EVAL, INFER, SCORE])
+def test_multi_host_flag_mistakes(tmp_path, module, flags, line):
+    refused(module, flags, 2, line, str(tmp_path))
