@@ -1,8 +1,9 @@
 """The ('data', 'model') device mesh, as T5X's `PjitPartitioner(num_partitions=...)` builds it.
 
-Out of scope: T5X's `model_parallel_submesh=(x, y, z, c)` (a hand-picked TPU tile for the model
-axis) and the `replica`/DCN axes of `ici_mesh_shape`/`dcn_mesh_shape`. `num_partitions` covers
-prompt tuning: the model axis is a contiguous group of devices chosen by `mesh_utils`.
+The model axis is a group of `num_partitions` devices chosen by JAX's `mesh_utils`, which knows
+the physical topology of TPU slices; T5X's `model_parallel_submesh=(x, y, z, c)` sets the size of
+that group (`PartitioningConfig`), not its exact tile. Out of scope: the `replica`/DCN axes of
+`ici_mesh_shape`/`dcn_mesh_shape`.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ MESH_AXES = ("data", "model")
 
 def _check_num_partitions(num_partitions: int, num_devices: int) -> None:
     if type(num_partitions) is not int or num_partitions < 1:
-        raise errors.UsageError(f"num_partitions must be a positive integer, got {num_partitions!r}.")
+        raise errors.UsageError(
+            f"num_partitions must be a positive integer, got {num_partitions!r}.")
     if num_devices % num_partitions:
-        raise errors.UsageError(f"num_partitions {num_partitions} does not divide the {num_devices} "
-                         "devices; choose a divisor of the device count.")
+        raise errors.UsageError(
+            f"num_partitions {num_partitions} (the model axis) does not divide the {num_devices} "
+            "devices; choose a divisor of the device count.")
 
 
 def _devices_by_process(devices: Sequence[jax.Device]) -> dict[int, list[jax.Device]]:

@@ -2,8 +2,9 @@
 
     XLA_FLAGS=--xla_force_host_platform_device_count=8 python -m tests.partitioning.eight_devices_main OUT.npz
 
-Trains a tiny prompt 3 steps on a (data 4, model 2) mesh and on a 1-device mesh, checks where
-the arrays live, and saves both runs' results to OUT.npz. Prints "ok <check>" per check.
+Trains a tiny prompt 3 steps on the meshes (data, model) = (8, 1), (4, 2), (2, 4), (1, 8), on
+(4, 2) with 2-D parameter sharding, and on a 1-device mesh; checks where the arrays live, and
+saves every run's results to OUT.npz (keys `<mesh>_<result>`). Prints "ok <check>" per check.
 """
 
 from __future__ import annotations
@@ -73,6 +74,27 @@ def _check_errors(mesh) -> None:
     print("ok errors")
 
 
+def _check_split(frozen, mesh, spec) -> None:
+    """An MLP kernel ('embed', 'mlp') has the spec and the per-device shard the mesh implies."""
+    kernel = frozen["encoder"]["layers_0"]["mlp"]["wi_0"]["kernel"]
+    assert kernel.sharding.spec == spec, (dict(mesh.shape), kernel.sharding.spec)
+    ways = [1 if axis is None else mesh.shape[axis] for axis in (tuple(spec) + (None, None))[:2]]
+    expected = (CFG.emb_dim // ways[0], CFG.mlp_dim // ways[1])
+    assert {s.data.shape for s in kernel.addressable_shards} == {expected}, kernel.sharding
+
+
+# name: (PartitioningConfig, the spec of an ('embed', 'mlp') kernel)
+MESHES = {
+    "d8m1": (partitioning.PartitioningConfig(mesh_shape=(8, 1)), P(None, "model")),
+    "d4m2": (partitioning.PartitioningConfig(num_partitions=2), P(None, "model")),
+    "d2m4": (partitioning.PartitioningConfig(model_parallel_submesh=(2, 2, 1, 1)),
+             P(None, "model")),
+    "d1m8": (partitioning.PartitioningConfig(mesh_shape=(-1, 8)), P(None, "model")),
+    "d4m2_2d": (partitioning.PartitioningConfig(num_partitions=2, parameter_partitioning_dims=2),
+                P("data", "model")),
+}
+
+
 def main(out_path: str) -> None:
     assert jax.device_count() == 8, f"expected 8 CPU devices, got {jax.device_count()}"
     rules = partitioning.standard_logical_axis_rules()
@@ -81,9 +103,16 @@ def main(out_path: str) -> None:
     _check_errors(mesh)
     sharded, state, frozen = tiny_run.train_and_score(mesh, rules)
     _check_placement(mesh, state, frozen)
+    results = {f"sharded_{k}": v for k, v in sharded.items()}
+    for name, (config, spec) in MESHES.items():
+        mesh = config.mesh()
+        run, _, frozen = tiny_run.train_and_score(mesh, config.rules())
+        _check_split(frozen, mesh, spec)
+        results.update({f"{name}_{k}": v for k, v in run.items()})
+        print("ok mesh", name, dict(mesh.shape))
     single, _, _ = tiny_run.train_and_score(partitioning.create_mesh(1, jax.devices()[:1]), rules)
-    np.savez(out_path, **{f"sharded_{k}": v for k, v in sharded.items()},
-             **{f"single_{k}": v for k, v in single.items()})
+    results.update({f"single_{k}": v for k, v in single.items()})
+    np.savez(out_path, **results)
     print("ok trained")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import flax.linen as nn
+import jax
 import pytest
 from jax.sharding import PartitionSpec as P
 
@@ -41,7 +42,23 @@ def test_an_additional_rule_overrides_the_standard_one():
     ({"parameter_partitioning_dims": 3}, "must each be 1 or 2"),
     ({"additional_rules": [("embed",)]}, "must be a pair"),
     ({"additional_rules": [("embed", 5)]}, "mesh axis must be None, a name"),
+    ({"num_partitions": 2, "model_parallel_submesh": (1, 1, 1, 2)},
+     "give one of num_partitions, model_parallel_submesh and mesh_shape, not "
+     "model_parallel_submesh and num_partitions"),
+    ({"model_parallel_submesh": (4, 4, 2)}, r"must be 4 positive integers \(x, y, z, core\)"),
+    ({"mesh_shape": (0, 2)}, r"mesh_shape must be \(data, model\)"),
 ])
 def test_bad_settings_are_refused_when_the_config_is_built(kwargs, message):
     with pytest.raises(errors.UsageError, match=message):
         PartitioningConfig(**kwargs)
+
+
+def test_the_model_axis_from_each_way_of_giving_it():
+    assert PartitioningConfig(num_partitions=4).model_parallelism == 4
+    assert PartitioningConfig(model_parallel_submesh=(4, 4, 1, 2)).model_parallelism == 32
+    assert PartitioningConfig(mesh_shape=(-1, 8)).model_parallelism == 8
+    mesh = PartitioningConfig(mesh_shape=(1, 1)).mesh(jax.devices()[:1])
+    assert dict(mesh.shape) == {"data": 1, "model": 1}
+    with pytest.raises(errors.UsageError, match=r"mesh_shape \(2, 1\) needs 2 devices, but "
+                                                "there are 1"):
+        PartitioningConfig(mesh_shape=(2, 1)).mesh(jax.devices()[:1])

@@ -13,9 +13,10 @@ from prompt_tuning.model import T5Config, Transformer
 from prompt_tuning.prompts import Prompt
 from prompt_tuning.training import optim, step as step_lib, trainable
 
-# Every split axis (vocab 64, heads*head_dim 32, mlp 64) divides by 2 model partitions.
-CONFIG = T5Config(vocab_size=64, emb_dim=32, num_heads=2, num_encoder_layers=1,
-                  num_decoder_layers=1, head_dim=16, mlp_dim=64, dropout_rate=0.1)
+# Every split axis (vocab 64, heads 8, heads*head_dim 32, mlp 64, and embed 32 for 2-D parameter
+# sharding) divides by up to 8 devices.
+CONFIG = T5Config(vocab_size=64, emb_dim=32, num_heads=8, num_encoder_layers=1,
+                  num_decoder_layers=1, head_dim=4, mlp_dim=64, dropout_rate=0.1)
 PROMPT_LENGTH = 4
 BATCH = 8
 STEPS = 3
