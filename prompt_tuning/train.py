@@ -12,6 +12,14 @@ r"""Prompt-tunes a frozen T5, T5X style.
 
 The resolved config is saved as MODEL_DIR/config.gin. Killed and started again with the same
 command, a run resumes from its last checkpoint.
+
+--dry_run compiles the train step for the mesh from shapes alone (no checkpoint or data read,
+nothing written) and says whether it fits the devices' memory:
+  XLA_FLAGS=--xla_force_host_platform_device_count=32 python -m prompt_tuning.train \
+    --gin_file=models/t5_1_1_xxl_prompt.gin ... \
+    --gin.partitioning.PjitPartitioner.model_parallel_submesh='(4, 4, 1, 2)' \
+    --dry_run --device_memory_gib=16
+Its last line is `dry run: fits|does not fit: peak ...`; the exit status is 1 if it does not fit.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from typing import Any, Sequence
 
 from absl import flags
 
-from prompt_tuning import cli
+from prompt_tuning import cli, errors
 from prompt_tuning.cli import distributed, gin_config
 
 
@@ -40,6 +48,10 @@ def run_training(config: Any) -> dict[str, Any]:
 def define_flags(values: flags.FlagValues) -> None:
     gin_config.define_flags(values)
     distributed.define_flags(values)
+    flags.DEFINE_bool("dry_run", False, "compile the train step from shapes only and report "
+                      "the memory per device; read and write nothing.", flag_values=values)
+    flags.DEFINE_float("device_memory_gib", None, "memory of one device for --dry_run "
+                       "(default: the device's own).", flag_values=values)
 
 
 def main(argv: Sequence[str]) -> None:
@@ -48,7 +60,17 @@ def main(argv: Sequence[str]) -> None:
     values = cli.parse_flags(gin_config.rewrite_gin_args(argv), define_flags, __doc__)
     distributed.initialize(values)
     gin_config.apply_flags(values)
-    summary = run_training(gin_config.build(TrainConfig))
+    if values.device_memory_gib is not None and not values.dry_run:
+        raise errors.UsageError("--device_memory_gib is for --dry_run only.")
+    config = gin_config.build(TrainConfig)
+    if values.dry_run:
+        from prompt_tuning.training import dry_run  # pylint: disable=import-outside-toplevel
+        report = dry_run.dry_run(config, values.device_memory_gib)
+        print("\n".join(report.lines()), flush=True)
+        if report.fits is False:  # a result, not a mistake: no error line, but a status to test
+            raise SystemExit(1)
+        return
+    summary = run_training(config)
     print_summary(summary)
 
 

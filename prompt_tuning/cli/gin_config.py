@@ -5,8 +5,8 @@ The package's configs (`prompt_tuning/configs/`) are always searchable, under tw
 parent on `--gin_search_paths`, `prompt_tuning/configs/models/t5_1_1_base_prompt.gin`.
 
 Differences from T5X, each to remove a trap:
-* gin files are parsed in a canonical order by kind (models/ then prompts/ then runs/ then
-  anything else; command-line order within a kind), so a prompt file cannot be silently
+* gin files are parsed in a canonical order by kind (models/, prompts/, runs/, accelerators/,
+  then anything else; command-line order within a kind), so a prompt file cannot be silently
   overwritten by a model file given after it; two prompt initializer files are refused.
 * a macro that no binding uses (`--gin.TRAIN_STEP=10`) is refused, with a close match.
 * every mistake is one `errors.UsageError`, before anything is read or written.
@@ -28,7 +28,7 @@ from prompt_tuning import atomic_write, errors
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_DIR = os.path.join(PACKAGE_DIR, "configs")
-_KIND_ORDER = ("models/", "prompts/", "runs/")
+_KIND_ORDER = ("models/", "prompts/", "runs/", "accelerators/")
 _MACRO = "gin.macro"
 
 
@@ -178,6 +178,17 @@ def check_macros_used() -> None:
                                 f"uses it.{hint}")
 
 
+# T5X's names of our configurables. In gin files they resolve by themselves (the module
+# attributes are the same class); a binding has no imports, so gin matches it against the name
+# the class was registered under, and it is rewritten to that name.
+_T5X_PARTITIONER = re.compile(r"\bpartitioning\.(?:ModelBased)?PjitPartitioner\b")
+
+
+def t5x_names(binding: str) -> str:
+    """`partitioning.PjitPartitioner.x = 1` -> `partitioning.PartitioningConfig.x = 1`."""
+    return _T5X_PARTITIONER.sub("partitioning.PartitioningConfig", binding)
+
+
 def parse(gin_files: Sequence[str], gin_bindings: Sequence[str],
           search_paths: Sequence[str] = ()) -> None:
     """Parses files (canonical order) and bindings, then checks the result (see module doc)."""
@@ -195,7 +206,8 @@ def parse(gin_files: Sequence[str], gin_bindings: Sequence[str],
         # Finalizing runs gin's checks: a macro left at %gin.REQUIRED, or a reference to an
         # unknown configurable, fails here, before any work, instead of reaching the code as a
         # placeholder object.
-        gin.parse_config_files_and_bindings(files, list(gin_bindings), finalize_config=True)
+        gin.parse_config_files_and_bindings(files, [t5x_names(b) for b in gin_bindings],
+                                            finalize_config=True)
     except (ValueError, SyntaxError, NameError, ImportError, KeyError, TypeError,
             tokenize.TokenError) as e:
         raise errors.UsageError(required_macro_message(_one_line(e))

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any
 
 import jax.numpy as jnp
 
 DTYPES = ("float32", "bfloat16", "float16")
+# What each layer keeps for the backward pass: everything ("none": no rematerialisation), the
+# matmul outputs ("minimal"), or only its input ("full": the rest is recomputed).
+REMAT_POLICIES = ("none", "minimal", "full")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +32,12 @@ class T5Config:
         layer_norm_epsilon: the RMS norm's epsilon.
         dtype: activation dtype ("bfloat16" on accelerators); logits are always float32.
         param_dtype: dtype parameters are created in.
+        remat_policy: rematerialisation of each encoder and decoder layer in the backward pass
+            (REMAT_POLICIES); it trades compute for memory and changes no result.
+        scan_layers: run the encoder and the decoder layers each as one scan over stacked
+            parameters (`layers` axis); the tree then holds `{encoder,decoder}/layers/layer/...`
+            (`model.scanned_params` converts T5X's per-layer names to it and back). The same
+            model, but other dropout masks (they follow the layers' places in the tree).
     """
 
     vocab_size: int = 32128
@@ -43,6 +53,8 @@ class T5Config:
     layer_norm_epsilon: float = 1e-6
     dtype: str = "float32"
     param_dtype: str = "float32"
+    remat_policy: str = "none"
+    scan_layers: bool = False
 
     def __post_init__(self):
         for name in ("vocab_size", "emb_dim", "num_heads", "num_encoder_layers",
@@ -53,6 +65,9 @@ class T5Config:
                 raise ValueError(f"T5Config.{name} must be a positive integer, got {value!r}.")
         if not 0.0 <= self.dropout_rate < 1.0:
             raise ValueError(f"T5Config.dropout_rate must be in [0, 1), got {self.dropout_rate!r}.")
+        if self.remat_policy not in REMAT_POLICIES:
+            raise ValueError(f"T5Config.remat_policy must be one of {REMAT_POLICIES}, got "
+                             f"{self.remat_policy!r}.")
         for name in ("dtype", "param_dtype"):
             if getattr(self, name) not in DTYPES:
                 raise ValueError(f"T5Config.{name} must be one of {DTYPES}, got {getattr(self, name)!r}.")
@@ -69,6 +84,20 @@ class T5Config:
     def layer_dtypes(self) -> dict[str, Any]:
         """`dtype` and `param_dtype` keyword arguments for the layers."""
         return dict(dtype=self.activation_dtype, param_dtype=self.parameter_dtype)
+
+    def remat(self, layer: type) -> type:
+        """`layer` (a Module class whose `__call__` ends in a static `deterministic`), wrapped
+        for `remat_policy`."""
+        if self.remat_policy == "none":
+            return layer
+        import flax.linen as nn  # pylint: disable=import-outside-toplevel
+        import jax  # pylint: disable=import-outside-toplevel
+
+        policy = (jax.checkpoint_policies.dots_with_no_batch_dims_saveable
+                  if self.remat_policy == "minimal" else jax.checkpoint_policies.nothing_saveable)
+        # self counts as argument 0 for flax's static_argnums.
+        deterministic = len(inspect.signature(layer.__call__).parameters) - 1
+        return nn.remat(layer, policy=policy, static_argnums=(deterministic,))
 
     def replace(self, **changes) -> "T5Config":
         return dataclasses.replace(self, **changes)

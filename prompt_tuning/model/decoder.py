@@ -31,8 +31,10 @@ class DecodingCache(NamedTuple):
     Attributes:
       self_kv: one (key, value) per decoder layer, `[batch', max_length, heads, head_dim]`;
         positions not decoded yet hold zeros and are masked. Beam search reorders these rows.
-      cross_kv: one (key, value) per decoder layer for the encoder outputs,
-        `[batch, input_length, heads, head_dim]`.
+        With `scan_layers`, one (key, value) pair stacked over the layers,
+        `[layers, batch', max_length, heads, head_dim]`.
+      cross_kv: the same for the encoder outputs, `[batch, input_length, heads, head_dim]`
+        per layer (or stacked).
       encoder_mask: [batch, input_length] bool.
     """
 
@@ -92,6 +94,54 @@ class DecoderLayer(nn.Module):
         return x, (key, value)
 
 
+class ScannedDecoderLayers(nn.Module):
+    """Every decoder layer as one scan over parameters stacked on a leading `layers` axis
+    (`decoder/layers/layer/...`), in the three ways the decoder runs them (`mode`):
+
+      "train":    (x [batch, length, embed], encoded, self_bias, cross_bias) -> x
+      "cross_kv": encoded -> stacked cross-attention (key, value)
+      "step":     (x [batch', 1, embed], position, self_kv, cross_kv, self_bias, cross_bias)
+                  -> (x, stacked self_kv)
+
+    One compact `__call__` so that the three share the scanned `layer`'s parameters.
+    """
+
+    config: T5Config
+
+    @nn.compact
+    def __call__(self, mode: str, *args: Any, deterministic: bool = True) -> Any:
+        cfg = self.config
+        layer_class = cfg.remat(DecoderLayer) if mode == "train" else DecoderLayer
+
+        def scanned(body, in_axes):
+            return nn.scan(body, variable_axes={"params": 0},
+                           split_rngs={"params": True, "dropout": True}, in_axes=in_axes,
+                           length=cfg.num_decoder_layers,
+                           metadata_params={nn.PARTITION_NAME: "layers"})
+
+        if mode == "train":
+            def train(module, x, encoded, self_bias, cross_bias):
+                layer = layer_class(cfg, name="layer", parent=module)
+                return layer(x, encoded, self_bias, cross_bias, deterministic), None
+
+            x, encoded, self_bias, cross_bias = args
+            return scanned(train, (nn.broadcast,) * 3)(self, x, encoded, self_bias, cross_bias)[0]
+        if mode == "cross_kv":
+            def cross(module, encoded, _):
+                return encoded, layer_class(cfg, name="layer", parent=module).cross_kv(encoded)
+
+            return scanned(cross, (0,))(self, args[0], None)[1]
+        if mode == "step":
+            def step(module, x, self_kv, cross_kv, position, self_bias, cross_bias):
+                layer = layer_class(cfg, name="layer", parent=module)
+                return layer.step(x, position, self_kv, cross_kv, self_bias, cross_bias)
+
+            x, position, self_kv, cross_kv, self_bias, cross_bias = args
+            return scanned(step, (0, 0) + (nn.broadcast,) * 3)(
+                self, x, self_kv, cross_kv, position, self_bias, cross_bias)
+        raise ValueError(f"unknown mode {mode!r}")
+
+
 class Decoder(nn.Module):
     """The decoder stack and the untied `logits_dense` head.
 
@@ -111,7 +161,10 @@ class Decoder(nn.Module):
         self.relpos_bias = RelativePositionBiases(cfg.relpos_num_buckets, cfg.relpos_max_distance,
                                                   cfg.num_heads, bidirectional=False,
                                                   param_dtype=cfg.parameter_dtype)
-        self.layers = [DecoderLayer(cfg) for _ in range(cfg.num_decoder_layers)]
+        if cfg.scan_layers:
+            self.layers = ScannedDecoderLayers(cfg)
+        else:
+            self.layers = [cfg.remat(DecoderLayer)(cfg) for _ in range(cfg.num_decoder_layers)]
         self.decoder_norm = layers.RMSNorm(cfg.layer_norm_epsilon, **cfg.layer_dtypes)
         # Logits in float32, whatever the activation dtype (T5X does the same).
         self.logits_dense = layers.Dense(cfg.vocab_size, ("embed", "vocab"), dtype=jnp.float32,
@@ -125,8 +178,12 @@ class Decoder(nn.Module):
         self_bias = layers.mask_to_bias(self_mask) + self.relpos_bias(length, length)
         cross_bias = layers.mask_to_bias(cross_mask)
         x = self.embedding_dropout(embedded, deterministic)
-        for layer in self.layers:
-            x = layer(x, encoded, self_bias, cross_bias, deterministic)
+        if self.config.scan_layers:
+            x = self.layers("train", x, encoded, self_bias, cross_bias,
+                            deterministic=deterministic)
+        else:
+            for layer in self.layers:
+                x = layer(x, encoded, self_bias, cross_bias, deterministic)
         x = self.output_dropout(self.decoder_norm(x), deterministic)
         return self.logits_dense(x)
 
@@ -135,6 +192,11 @@ class Decoder(nn.Module):
         """An empty cache for `rows` sequences (batch or batch * beams) of `max_length`."""
         cfg = self.config
         shape = (rows, max_length, cfg.num_heads, cfg.head_dim)
+        if cfg.scan_layers:
+            empty = jnp.zeros((cfg.num_decoder_layers, *shape), cfg.activation_dtype)
+            return DecodingCache(self_kv=(empty, empty),
+                                 cross_kv=self.layers("cross_kv", encoded),
+                                 encoder_mask=encoder_mask)
         empty = jnp.zeros(shape, cfg.activation_dtype)
         return DecodingCache(self_kv=tuple((empty, empty) for _ in self.layers),
                              cross_kv=tuple(layer.cross_kv(encoded) for layer in self.layers),
@@ -147,21 +209,26 @@ class Decoder(nn.Module):
         Only causality masks the decoder (positions after `position` are not decoded yet), as
         in `Transformer.decode` without targets.
         """
-        max_length = cache.self_kv[0][0].shape[1]
+        max_length = jax.tree.leaves(cache.self_kv)[0].shape[-3]
         visible = jnp.arange(max_length) <= position                      # [max_length]
         self_bias = (layers.mask_to_bias(visible[None, None, None, :])
                      + self.relpos_bias(1, max_length, query_offset=position))
         cross_bias = layers.mask_to_bias(cache.encoder_mask[:, None, None, :])
-        x = embedded
-        self_kv = []
-        for layer, kv, cross in zip(self.layers, cache.self_kv, cache.cross_kv):
-            x, kv = layer.step(x, position, kv, cross, self_bias, cross_bias)
-            self_kv.append(kv)
+        if self.config.scan_layers:
+            x, self_kv = self.layers("step", embedded, position, cache.self_kv, cache.cross_kv,
+                                     self_bias, cross_bias)
+        else:
+            x, self_kv = embedded, []
+            for layer, kv, cross in zip(self.layers, cache.self_kv, cache.cross_kv):
+                x, kv = layer.step(x, position, kv, cross, self_bias, cross_bias)
+                self_kv.append(kv)
+            self_kv = tuple(self_kv)
         logits = self.logits_dense(self.decoder_norm(x))[:, 0]
-        return logits, cache._replace(self_kv=tuple(self_kv))
+        return logits, cache._replace(self_kv=self_kv)
 
 
 def reorder_rows(cache: DecodingCache, rows: Any) -> DecodingCache:
     """The self-attention cache with its rows (batch * beams) gathered by `rows` [batch']."""
-    return cache._replace(self_kv=jax.tree.map(lambda x: jnp.take(x, rows, axis=0),
+    # Rows are axis 0 of a layer's [batch', max_length, heads, head_dim], axis 1 when stacked.
+    return cache._replace(self_kv=jax.tree.map(lambda x: jnp.take(x, rows, axis=x.ndim - 4),
                                                cache.self_kv))

@@ -1,4 +1,10 @@
-"""T5 1.1's encoder stack, over already-embedded inputs (the prompt included, if any)."""
+"""T5 1.1's encoder stack, over already-embedded inputs (the prompt included, if any).
+
+With `config.scan_layers` the layers are one `nn.scan` over parameters stacked on a leading
+`layers` axis (`encoder/layers/layer/...`, see `scanned_params`): the program and its compile
+time stay the same size whatever the depth, and with rematerialisation the backward pass keeps
+one activation per layer. Without it they are T5X's `encoder/layers_0`, `layers_1`, ...
+"""
 
 from __future__ import annotations
 
@@ -58,9 +64,38 @@ class Encoder(nn.Module):
                                         param_dtype=cfg.parameter_dtype, name="relpos_bias")
         bias = layers.mask_to_bias(layers.attention_mask(mask, mask)) + relpos(length, length)
         x = layers.dropout(cfg.dropout_rate)(embedded.astype(cfg.activation_dtype), deterministic)
-        for i in range(cfg.num_encoder_layers):
+        if cfg.scan_layers:
             if self.layer_hook is not None:
-                x = self.layer_hook(x, mask, i, prompt_ids)
-            x = EncoderLayer(cfg, name=f"layers_{i}")(x, bias, deterministic)
+                raise ValueError("A layer hook sees each layer by its index; scanned layers "
+                                 "have none (set scan_layers=False).")
+            x = ScannedEncoderLayers(cfg, deterministic, name="layers")(x, bias)
+        else:
+            for i in range(cfg.num_encoder_layers):
+                if self.layer_hook is not None:
+                    x = self.layer_hook(x, mask, i, prompt_ids)
+                x = cfg.remat(EncoderLayer)(cfg, name=f"layers_{i}")(x, bias, deterministic)
         x = layers.RMSNorm(cfg.layer_norm_epsilon, name="encoder_norm", **cfg.layer_dtypes)(x)
         return layers.dropout(cfg.dropout_rate)(x, deterministic)
+
+
+class ScannedEncoderLayers(nn.Module):
+    """Every encoder layer as one scan over parameters stacked on a leading `layers` axis
+    (`encoder/layers/layer/...`). [batch, length, embed] -> same."""
+
+    config: T5Config
+    deterministic: bool = True
+
+    @nn.compact
+    def __call__(self, x: Array, bias: Array) -> Array:
+        cfg = self.config
+        layer = cfg.remat(EncoderLayer)
+
+        def body(module: nn.Module, carry: Array, bias: Array) -> tuple[Array, None]:
+            return layer(cfg, name="layer")(carry, bias, self.deterministic), None
+
+        scan = nn.scan(body, variable_axes={"params": 0},
+                       split_rngs={"params": True, "dropout": True}, in_axes=(nn.broadcast,),
+                       length=cfg.num_encoder_layers,
+                       metadata_params={nn.PARTITION_NAME: "layers"})
+        x, _ = scan(self, x, bias)
+        return x

@@ -11,7 +11,8 @@ Typical use::
     state, metrics = step(state, frozen, global_batch(local_numpy_batch, mesh), rng)
 """
 
-from prompt_tuning.partitioning.config import PartitioningConfig
+from prompt_tuning.partitioning.config import (ModelBasedPjitPartitioner, PartitioningConfig,
+                                               PjitPartitioner)
 from prompt_tuning.partitioning.data import (DataLayout, check_batch_size, data_layout,
                                              global_batch, host_local)
 from prompt_tuning.partitioning.mesh import MESH_AXES, create_mesh
@@ -23,9 +24,9 @@ from prompt_tuning.partitioning.shardings import (batch_sharding, flat_shardings
                                                   shard_train_state, state_shardings)
 from prompt_tuning.partitioning.steps import MeshFunction, jit_score_step, jit_train_step
 
-__all__ = ["PartitioningConfig", "DataLayout", "check_batch_size", "data_layout", "global_batch", "host_local",
-           "MESH_AXES", "create_mesh", "PROMPT_RULES", "LogicalRules",
-           "standard_logical_axis_rules", "batch_sharding", "flat_shardings", "frozen_shardings",
-           "init_sharded_params", "param_shardings", "put_sharded", "replicated",
-           "shard_train_state", "state_shardings", "MeshFunction", "jit_score_step",
-           "jit_train_step"]
+__all__ = ["PartitioningConfig", "PjitPartitioner", "ModelBasedPjitPartitioner", "DataLayout",
+           "check_batch_size", "data_layout", "global_batch", "host_local", "MESH_AXES",
+           "create_mesh", "PROMPT_RULES", "LogicalRules", "standard_logical_axis_rules",
+           "batch_sharding", "flat_shardings", "frozen_shardings", "init_sharded_params",
+           "param_shardings", "put_sharded", "replicated", "shard_train_state", "state_shardings",
+           "MeshFunction", "jit_score_step", "jit_train_step"]

@@ -10,7 +10,8 @@ from jax.sharding import Mesh
 
 from prompt_tuning import errors
 from prompt_tuning.partitioning.mesh import create_mesh
-from prompt_tuning.partitioning.rules import LogicalRules, standard_logical_axis_rules
+from prompt_tuning.partitioning.rules import (LogicalRules, check_rules,
+                                              standard_logical_axis_rules)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +32,12 @@ class PartitioningConfig:
         parameter sharding, for the largest models).
       additional_rules: logical axis rules tried before the standard ones, e.g.
         `[("embed", "data")]`.
+      logical_axis_rules: T5X's argument: the whole rule list, e.g.
+        `@partitioning.standard_logical_axis_rules()` with its own gin bindings; given, it
+        replaces the three settings above.
+
+    In gin it is also `partitioning.PjitPartitioner` (and `ModelBasedPjitPartitioner`), T5X's
+    names: `partitioning.PjitPartitioner.num_partitions = 8` binds this class.
     """
 
     num_partitions: int = 1
@@ -39,6 +46,7 @@ class PartitioningConfig:
     activation_partitioning_dims: int = 1
     parameter_partitioning_dims: int = 1
     additional_rules: Optional[Any] = ()
+    logical_axis_rules: Optional[Any] = None
 
     def __post_init__(self):
         if type(self.num_partitions) is not int or self.num_partitions < 1:
@@ -87,6 +95,19 @@ class PartitioningConfig:
         return create_mesh(self.model_parallelism, devices)
 
     def rules(self) -> LogicalRules:
+        if self.logical_axis_rules is not None:
+            if (self.activation_partitioning_dims, self.parameter_partitioning_dims) != (1, 1) \
+                    or self.additional_rules:
+                raise errors.UsageError(
+                    "give logical_axis_rules, or activation_partitioning_dims, "
+                    "parameter_partitioning_dims and additional_rules, not both.")
+            return check_rules(self.logical_axis_rules)
         return standard_logical_axis_rules(self.activation_partitioning_dims,
                                            self.parameter_partitioning_dims,
                                            tuple(self.additional_rules or ()))
+
+
+# T5X's names for the same settings, so its gin lines bind them unchanged (gin knows one
+# configurable by whichever name it meets first).
+PjitPartitioner = PartitioningConfig
+ModelBasedPjitPartitioner = PartitioningConfig

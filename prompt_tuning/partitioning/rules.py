@@ -59,6 +59,14 @@ def _check_rule(rule) -> tuple[str, MeshAxes]:
     return name, axes
 
 
+def check_rules(rules: Sequence[tuple[str, MeshAxes]], name: str = "logical_axis_rules"
+                ) -> LogicalRules:
+    """`rules` as a list of checked `(logical_name, mesh_axes)` pairs."""
+    if isinstance(rules, (str, bytes)) or not isinstance(rules, (list, tuple)):
+        raise errors.UsageError(f"{name} must be a sequence of pairs, got {rules!r}.")
+    return [_check_rule(rule) for rule in rules]
+
+
 def standard_logical_axis_rules(activation_partitioning_dims: int = 1,
                                 parameter_partitioning_dims: int = 1,
                                 additional_rules: Optional[Sequence[tuple[str, MeshAxes]]] = (),
@@ -85,7 +93,5 @@ def standard_logical_axis_rules(activation_partitioning_dims: int = 1,
         raise errors.UsageError("activation_partitioning_dims and parameter_partitioning_dims must each "
                          f"be 1 or 2, got {activation_partitioning_dims!r} and "
                          f"{parameter_partitioning_dims!r}.")
-    if isinstance(additional_rules, (str, bytes)):
-        raise errors.UsageError(f"additional_rules must be a sequence of pairs, got {additional_rules!r}.")
-    extra = [_check_rule(rule) for rule in (additional_rules or ())]
+    extra = check_rules(additional_rules or (), "additional_rules")
     return [*extra, *_STANDARD_RULES[dims], *_REPLICATED_RULES, *PROMPT_RULES]

@@ -54,15 +54,28 @@ def _check_spec(path: str, spec: P, shape: tuple[int, ...], mesh: Mesh) -> None:
                              "choose a num_partitions that divides it.")
 
 
+def _check_named(logical: PyTree, rules: LogicalRules) -> None:
+    named = {name for name, _ in rules}
+    flat = traverse_util.flatten_dict(logical, sep="/")
+    for path, spec in sorted(flat.items()):
+        for name in spec:
+            if name is not None and name not in named:
+                raise errors.UsageError(
+                    f"parameter {path} has logical axis {name!r}, which no partitioning rule "
+                    f"names; add one, e.g. additional_rules = [({name!r}, None)].")
+
+
 def param_shardings(model_or_config: Transformer | T5Config, mesh: Mesh,
                     rules: LogicalRules) -> PyTree:
     """A `NamedSharding` per parameter, same tree as the unboxed params.
 
     The logical axes come from the model's `nn.with_logical_partitioning` annotations, mapped
-    to mesh axes by `rules`; names no rule mentions are replicated (flax's behaviour).
+    to mesh axes by `rules`. A name no rule mentions is refused (flax would replicate it
+    silently, which hides a missing rule until the memory runs out); `(name, None)` replicates.
     """
     boxed = params_lib.abstract_variables(model_or_config)["params"]
     logical = nn.get_partition_spec(boxed)
+    _check_named(logical, rules)
     shapes = nn.meta.unbox(boxed)
     specs = nn.logical_to_mesh(logical, rules)
     flat_specs = traverse_util.flatten_dict(specs, sep="/")

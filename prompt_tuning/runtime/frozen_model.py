@@ -13,7 +13,7 @@ import numpy as np
 
 from prompt_tuning import errors, paths
 from prompt_tuning.model import T5Config
-from prompt_tuning.model.config import DTYPES
+from prompt_tuning.model.config import DTYPES, REMAT_POLICIES
 
 PyTree = Any
 
@@ -32,6 +32,12 @@ class ModelConfig:
       dropout_rate: used while training.
       max_input_length: the longest encoder input accepted, prompt included (T5 was
         pre-trained on 512; relative positions past 128 share one bucket).
+      remat_policy: what each layer keeps for the backward pass (`REMAT_POLICY`): "none",
+        "minimal" (matmul outputs) or "full" (recompute all); memory against compute, same
+        results.
+      scan_layers: run the encoder and decoder layers each as one scan over stacked
+        parameters (`SCAN_LAYERS`); with remat, the backward pass then keeps one activation
+        per layer.
     """
 
     initial_checkpoint_path: str
@@ -40,6 +46,8 @@ class ModelConfig:
     dtype: str = "float32"
     dropout_rate: float = 0.1
     max_input_length: int = 2048
+    remat_policy: str = "none"
+    scan_layers: bool = False
 
     def __post_init__(self):
         if not isinstance(self.initial_checkpoint_path, str) or not self.initial_checkpoint_path:
@@ -54,6 +62,12 @@ class ModelConfig:
         if isinstance(self.dropout_rate, bool) or not isinstance(
                 self.dropout_rate, (int, float)) or not 0.0 <= self.dropout_rate < 1.0:
             raise errors.UsageError(f"DROPOUT_RATE must be in [0, 1), got {self.dropout_rate!r}.")
+        if self.remat_policy not in REMAT_POLICIES:
+            raise errors.UsageError(f"REMAT_POLICY must be one of {REMAT_POLICIES}, got "
+                                    f"{self.remat_policy!r}.")
+        if not isinstance(self.scan_layers, bool):
+            raise errors.UsageError(f"SCAN_LAYERS must be True or False, got "
+                                    f"{self.scan_layers!r}.")
         if not isinstance(self.max_input_length, int) or self.max_input_length <= 0:
             raise errors.UsageError(f"max_input_length must be a positive integer, got "
                                     f"{self.max_input_length!r}.")
@@ -63,6 +77,11 @@ class ModelConfig:
         object.__setattr__(self, "initial_checkpoint_path",
                            paths.resolve(self.initial_checkpoint_path))
         object.__setattr__(self, "vocabulary_path", paths.resolve(self.vocabulary_path))
+
+    def runtime_config(self, architecture: T5Config) -> T5Config:
+        """`architecture` with this run's dtype, dropout and rematerialisation."""
+        return architecture.replace(dtype=self.dtype, dropout_rate=self.dropout_rate,
+                                    remat_policy=self.remat_policy, scan_layers=self.scan_layers)
 
     def check_input_length(self, prompt_length: int, inputs_length: int) -> None:
         """The encoder sees P + inputs positions; refuses more than the model accepts."""
@@ -93,15 +112,18 @@ class FrozenModel:
 
 
 def load_frozen_model(model_config: ModelConfig, shardings: Optional[PyTree] = None,
-                      check_vocabulary: bool = True) -> FrozenModel:
+                      check_vocabulary: bool = True, scanned_shardings: Optional[PyTree] = None
+                      ) -> FrozenModel:
     """Reads the checkpoint (checked against `architecture`) and the vocabulary.
 
     Args:
       model_config: which model.
-      shardings: None (default device), or a tree of shardings matching the parameters (read
-        straight onto them).
+      shardings: None (default device), or a tree of shardings matching the checkpoint's
+        per-layer parameters (read straight onto them).
       check_vocabulary: refuse a vocabulary with more ids than the model has embedding rows
         (False for callers that may never tokenize, e.g. scoring given token ids).
+      scanned_shardings: with `scan_layers`, where the stacked parameters go (None: the default
+        device).
     """
     from prompt_tuning import checkpoints  # pylint: disable=import-outside-toplevel
     from prompt_tuning.data import vocab  # pylint: disable=import-outside-toplevel
@@ -110,9 +132,14 @@ def load_frozen_model(model_config: ModelConfig, shardings: Optional[PyTree] = N
     vocabulary = vocab.get_vocabulary(model_config.vocabulary_path)
     loaded = checkpoints.load_checkpoint(model_config.initial_checkpoint_path,
                                          config=model_config.architecture, shardings=shardings)
-    config = loaded.config.replace(dtype=model_config.dtype,
-                                   dropout_rate=model_config.dropout_rate)
+    config = model_config.runtime_config(loaded.config)
     if check_vocabulary:
         vocab.check_vocab_fits(vocabulary, config.vocab_size)
-    return FrozenModel(config, loaded.params, vocabulary, loaded.format, loaded.step,
+    params = loaded.params
+    if config.scan_layers:  # checkpoints hold T5X's per-layer names
+        from prompt_tuning.model import scanned_params  # pylint: disable=import-outside-toplevel
+        params = (scanned_params.stack_onto(params, config, scanned_shardings)
+                  if scanned_shardings is not None
+                  else scanned_params.stack_layers(params, config))
+    return FrozenModel(config, params, vocabulary, loaded.format, loaded.step,
                        loaded.prompt)

@@ -50,8 +50,13 @@ class Placement:
         onto its sharding; otherwise the checkpoint tells the architecture and is then placed.
         """
         if model.architecture is not None:
-            shardings = partitioning.param_shardings(model.architecture, self.mesh, self.rules)
-            return load_frozen_model(model, shardings, check_vocabulary), shardings
+            architecture = model.runtime_config(model.architecture)
+            per_layer = partitioning.param_shardings(architecture.replace(scan_layers=False),
+                                                     self.mesh, self.rules)
+            shardings = partitioning.param_shardings(architecture, self.mesh, self.rules)
+            frozen = load_frozen_model(model, per_layer, check_vocabulary,
+                                       scanned_shardings=shardings)
+            return frozen, shardings
         frozen = load_frozen_model(model, check_vocabulary=check_vocabulary)
         shardings = partitioning.param_shardings(frozen.config, self.mesh, self.rules)
         frozen.params = partitioning.put_sharded(frozen.params, shardings)

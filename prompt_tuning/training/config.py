@@ -25,9 +25,10 @@ from prompt_tuning.runtime import EvalConfig, ModelConfig
 from prompt_tuning.training.losses import LossConfig
 from prompt_tuning.training.optim import AdafactorConfig
 
-# Fields that may differ when a run is resumed: how long and how often, not what is trained.
+# Fields that may differ when a run is resumed: how long and how often, and how the work is laid
+# out on the devices, not what is trained.
 RESUMABLE_CHANGES = ("model_dir", "train_steps", "eval_period", "log_period", "progress",
-                     "checkpoint", "partitioning")
+                     "checkpoint", "partitioning", "model.remat_policy")
 
 
 def _positive_int(value: Any) -> bool:
@@ -70,6 +71,9 @@ class TrainConfig:
       seed: data order, prompt initialisation and dropout derive from it.
       log_period: write training scalars every this many steps.
       progress: show a progress line on stderr.
+      num_microbatches: split each batch into this many slices whose gradients are summed
+        (NUM_MICROBATCHES, T5X's microbatching): the same update with a fraction of the
+        activation memory; the per-host batch must divide evenly.
     """
 
     model_dir: str
@@ -86,6 +90,7 @@ class TrainConfig:
     seed: int = 0
     log_period: int = 10
     progress: bool = True
+    num_microbatches: int = 1
 
     def __post_init__(self):
         if not isinstance(self.model_dir, str) or not self.model_dir:
@@ -96,7 +101,8 @@ class TrainConfig:
                                     f"{self.model_dir!r}.")
         object.__setattr__(self, "model_dir", paths.resolve(self.model_dir))
         for name, macro in (("train_steps", "TRAIN_STEPS"), ("eval_period", "EVAL_PERIOD"),
-                            ("log_period", "log_period")):
+                            ("log_period", "log_period"),
+                            ("num_microbatches", "NUM_MICROBATCHES")):
             if not _positive_int(getattr(self, name)):
                 raise errors.UsageError(f"{macro} must be a positive integer, got "
                                         f"{getattr(self, name)!r}.")
@@ -118,6 +124,10 @@ class TrainConfig:
                 object.__setattr__(self, "evaluation", dataclasses.replace(
                     self.evaluation,
                     mixture_or_task_name=self.train_dataset.mixture_or_task_name))
+        if self.train_dataset.batch_size % self.num_microbatches:
+            raise errors.UsageError(
+                f"BATCH_SIZE {self.train_dataset.batch_size} does not split into "
+                f"NUM_MICROBATCHES {self.num_microbatches} equal parts.")
         self.model.check_input_length(self.prompt.length,
                                       self.train_dataset.task_feature_lengths["inputs"])
 
@@ -125,7 +135,13 @@ class TrainConfig:
         """What makes this run this run: the whole config as JSON-able data, less the fields
         that may change on resume (`RESUMABLE_CHANGES`). Stored in MODEL_DIR/run.json."""
         described = describe(self)
-        return {k: v for k, v in described.items() if k not in RESUMABLE_CHANGES}
+        for name in RESUMABLE_CHANGES:
+            *parents, last = name.split(".")
+            node = described
+            for parent in parents:
+                node = node.get(parent) or {}
+            node.pop(last, None)
+        return described
 
 
 def _describe_callable(fn: Callable) -> dict[str, Any]:

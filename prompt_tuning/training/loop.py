@@ -173,7 +173,7 @@ def _train_from(config: TrainConfig, start: int, state, runs, record, net, tx, f
     train_writer = ScalarWriter(f"{config.model_dir}/train" if host == 0 else None, redo_from)
     eval_writer = ScalarWriter(f"{config.model_dir}/validation" if host == 0 else None, redo_from)
     train_step = partitioning_lib.jit_train_step(
-        step_lib.make_train_step(net, tx, config.loss), mesh,
+        step_lib.make_train_step(net, tx, config.loss, config.num_microbatches), mesh,
         partitioning_lib.state_shardings(state, mesh), frozen_shardings,
         partitioning_lib.batch_sharding(mesh), rules)
 

@@ -49,6 +49,16 @@ def cross_entropy_with_z_loss(logits: Array, targets: Array, z_loss: float) -> t
     return log_z - target_logits + z, z
 
 
+def normalizer(loss_normalizing_factor: Optional[Union[float, str]], num_tokens: Array) -> Array:
+    """What the summed loss is divided by: 1 (None, T5X's default), the number given, or the
+    number of weighted target tokens (NUM_REAL_TARGET_TOKENS)."""
+    if loss_normalizing_factor == NUM_REAL_TARGET_TOKENS:
+        return jnp.maximum(num_tokens, 1.0)
+    if loss_normalizing_factor is None:
+        return jnp.float32(1.0)
+    return jnp.float32(loss_normalizing_factor)
+
+
 def weighted_loss(logits: Array, targets: Array, weights: Array, z_loss: float = 1e-4,
                   loss_normalizing_factor: Optional[Union[float, str]] = None
                   ) -> tuple[Array, dict[str, Array]]:
@@ -64,10 +74,6 @@ def weighted_loss(logits: Array, targets: Array, weights: Array, z_loss: float =
     per_token, z = cross_entropy_with_z_loss(logits, targets, z_loss)
     weights = weights.astype(jnp.float32)
     num_tokens = weights.sum()
-    loss = (per_token * weights).sum()
-    if loss_normalizing_factor == NUM_REAL_TARGET_TOKENS:
-        loss = loss / jnp.maximum(num_tokens, 1.0)
-    elif loss_normalizing_factor is not None:
-        loss = loss / loss_normalizing_factor
+    loss = (per_token * weights).sum() / normalizer(loss_normalizing_factor, num_tokens)
     return loss, {"cross_entropy": ((per_token - z) * weights).sum(),
                   "z_loss": (z * weights).sum(), "num_tokens": num_tokens}

@@ -31,6 +31,9 @@ RUNS = {"runs/prompt_finetune.gin": (TrainConfig, ["MODEL_DIR = '/runs/x'", "TRA
                                                         "MODEL_DIR = '/runs/x'"])}
 
 
+ACCELERATOR_FILES = ("accelerators/gpu.gin", "accelerators/tpu.gin")
+
+
 @pytest.fixture(autouse=True)
 def clean_gin():
     gin.clear_config(clear_constants=True)
@@ -49,7 +52,8 @@ def test_every_shipped_file_is_covered():
                for root, _, names in os.walk(CONFIGS) for name in names if name.endswith(".gin")}
     covered = ({f"models/t5_1_1_{s}_prompt.gin" for s in SIZE_NAMES}
                | {f"models/sizes/{s}.gin" for s in SIZE_NAMES} | {"models/t5_1_1_prompt.gin"}
-               | set(PROMPT_FILES) | set(RUNS) | {"runs/embedded_default.gin"})
+               | set(PROMPT_FILES) | set(RUNS) | {"runs/embedded_default.gin"}
+               | set(ACCELERATOR_FILES))
     assert shipped == covered
 
 
@@ -113,3 +117,34 @@ def test_every_combination_of_kinds_parses_in_any_order():
     built = [_build(list(order), bindings, TrainConfig)
              for order in itertools.permutations(files)]
     assert all(config == built[0] for config in built)
+
+
+@pytest.mark.parametrize("accelerator", ACCELERATOR_FILES)
+@pytest.mark.parametrize("run_file", sorted(RUNS))
+def test_accelerator_files_set_bfloat16_wherever_they_are_given(accelerator, run_file):
+    """Given first on the command line, an accelerator file still wins over the model file's
+    float32 (it is parsed after the model, prompt and run files); a flag wins over it."""
+    configurable, bindings = RUNS[run_file]
+    files = [accelerator, "models/t5_1_1_base_prompt.gin", run_file]
+    config = _build(files, TASK + bindings, configurable)
+    assert config.model.dtype == "bfloat16"
+    assert config.model.remat_policy == "none"  # base needs no memory settings
+    config = _build(files, TASK + bindings + ["ACTIVATION_DTYPE = 'float32'"], configurable)
+    assert config.model.dtype == "float32"
+
+
+@pytest.mark.parametrize("size", ["xl", "xxl"])
+def test_the_largest_sizes_ship_their_memory_settings(size):
+    config = _build([f"models/t5_1_1_{size}_prompt.gin", "runs/prompt_finetune.gin"],
+                    TASK + RUNS["runs/prompt_finetune.gin"][1], TrainConfig)
+    assert (config.model.remat_policy, config.model.scan_layers, config.model.dtype) == (
+        "full", True, "bfloat16")
+    assert config.partitioning.activation_partitioning_dims == 2
+    # T5X's partitioner name binds the same settings, after the size file.
+    config = _build([f"models/t5_1_1_{size}_prompt.gin", "runs/prompt_finetune.gin"],
+                    TASK + RUNS["runs/prompt_finetune.gin"][1]
+                    + ["partitioning.PjitPartitioner.model_parallel_submesh = (4, 4, 1, 2)",
+                       "REMAT_POLICY = 'minimal'"], TrainConfig)
+    assert config.partitioning.model_parallel_submesh == (4, 4, 1, 2)
+    assert config.partitioning.activation_partitioning_dims == 2
+    assert config.model.remat_policy == "minimal"

@@ -71,3 +71,22 @@ def test_beam_search_cached_equals_recomputed(setup):
     # The beams of an example really differ (the cache rows were reordered, not shared).
     sequences = np.asarray(cached.sequences)
     assert any(len({tuple(b) for b in example}) > 1 for example in sequences)
+
+
+@pytest.mark.parametrize("method, num_beams", [("greedy", 1), ("beam", 3)])
+def test_scanned_layers_decode_the_same(setup, method, num_beams):
+    """With `scan_layers` the cache is stacked over the layers (and beam search reorders its
+    rows on axis 1): the same tokens and scores as the per-layer model."""
+    from prompt_tuning.model import scanned_params  # pylint: disable=import-outside-toplevel
+
+    model, params, inputs, prompt_ids = setup
+    scanned_config = CONFIG.replace(scan_layers=True)
+    scanned_model = seam.prompted_model(scanned_config, PromptTable(2, 3))
+    stacked = scanned_params.stack_layers(params, scanned_config)
+    a = _decode(model, params, inputs, prompt_ids, method, num_beams, True)
+    b = _decode(scanned_model, stacked, inputs, prompt_ids, method, num_beams, True)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        if jnp.issubdtype(x.dtype, jnp.integer):
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+        else:
+            np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-4)

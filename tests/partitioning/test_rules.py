@@ -62,3 +62,49 @@ def test_the_model_axis_from_each_way_of_giving_it():
     with pytest.raises(errors.UsageError, match=r"mesh_shape \(2, 1\) needs 2 devices, but "
                                                 "there are 1"):
         PartitioningConfig(mesh_shape=(2, 1)).mesh(jax.devices()[:1])
+
+
+def test_t5x_partitioner_names_and_rule_list_bind_the_config():
+    """T5X's gin lines work unchanged: `PjitPartitioner`/`ModelBasedPjitPartitioner` are this
+    config, and `logical_axis_rules = @partitioning.standard_logical_axis_rules()` with its own
+    bindings gives the rule list."""
+    import gin  # pylint: disable=import-outside-toplevel
+
+    gin.clear_config()
+    try:
+        gin.parse_config("""
+from __gin__ import dynamic_registration
+from prompt_tuning import partitioning
+partitioning.PjitPartitioner.num_partitions = 4
+partitioning.ModelBasedPjitPartitioner.logical_axis_rules = \\
+    @partitioning.standard_logical_axis_rules()
+partitioning.standard_logical_axis_rules.parameter_partitioning_dims = 2
+""")
+        config = gin.get_configurable(PartitioningConfig)()
+    finally:
+        gin.clear_config()
+    assert config.num_partitions == 4
+    assert _spec(config.rules(), QUERY) == P("data", "model")  # 2-D parameter sharding
+
+
+def test_a_whole_rule_list_replaces_the_standard_settings():
+    rules = [("batch", "data"), ("embed", None), ("joined_kv", "model"), ("vocab", "model"),
+             ("mlp", "model"), ("heads", "model"), ("kv", None), ("relpos_buckets", None)]
+    assert PartitioningConfig(logical_axis_rules=rules).rules() == rules
+    with pytest.raises(errors.UsageError, match="not both"):
+        PartitioningConfig(logical_axis_rules=rules, parameter_partitioning_dims=2)
+    with pytest.raises(errors.UsageError, match="logical_axis_rules must be a sequence"):
+        PartitioningConfig(logical_axis_rules="embed")
+
+
+def test_a_parameter_axis_without_a_rule_is_one_clear_line():
+    """Flax would replicate an axis no rule names; we say which parameter and axis."""
+    from prompt_tuning.partitioning import create_mesh, param_shardings  # pylint: disable=import-outside-toplevel
+
+    rules = [r for r in PartitioningConfig().rules() if r[0] != "mlp"]
+    mesh = create_mesh(1, jax.devices()[:1])
+    with pytest.raises(errors.UsageError) as e:
+        param_shardings(t5_1_1("tiny"), mesh, rules)
+    assert str(e.value) == (
+        "parameter decoder/layers_0/mlp/wi_0/kernel has logical axis 'mlp', which no "
+        "partitioning rule names; add one, e.g. additional_rules = [('mlp', None)].")
