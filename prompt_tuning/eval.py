@@ -8,7 +8,8 @@ r"""Evaluates a prompt on a task's dev split with the task's metrics, T5X style.
 
 The prompt comes from PROMPT_FILE (an exported .npy or PEFT adapter) or, without it, from
 MODEL_DIR's best (or CHECKPOINT_STEP) checkpoint. The results are written to
-EVAL_OUTPUT_DIR/eval_results.json.
+EVAL_OUTPUT_DIR/eval_results.json. `--dry_run` compiles the evaluation for the mesh from shapes
+alone and reports the memory per device (see `train --help`).
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from typing import Sequence
 from absl import flags
 
 from prompt_tuning import cli
-from prompt_tuning.cli import distributed, gin_config
+from prompt_tuning.cli import distributed, dry_run, gin_config
 
 
 def define_flags(values: flags.FlagValues) -> None:
     gin_config.define_flags(values)
     distributed.define_flags(values)
+    dry_run.define_flags(values)
 
 
 def main(argv: Sequence[str]) -> None:
@@ -32,7 +34,16 @@ def main(argv: Sequence[str]) -> None:
     values = cli.parse_flags(gin_config.rewrite_gin_args(argv), define_flags, __doc__)
     distributed.initialize(values)
     gin_config.apply_flags(values)
+    dry_run.check_flags(values)
     config = gin_config.build(jobs.EvalJobConfig, "runs/prompt_eval.gin")
+    if values.dry_run:
+        # pylint: disable=import-outside-toplevel
+        from prompt_tuning.evaluation import dry_run as eval_dry_run
+        from prompt_tuning.runtime import Placement, memory
+        device_memory = memory.device_memory(values.device_memory_gib)
+        placement = Placement.of(config.partitioning)
+        dry_run.finish(placement, eval_dry_run.eval_job_memory(config, placement), device_memory)
+        return
     result = jobs.evaluate(config)
     for task, metrics in result["metrics"].items():
         print(f"{task} ({result['split']}, {result['mode']}): "

@@ -23,7 +23,7 @@ PyTree = Any
 Metrics = dict[str, dict[str, float]]
 
 
-def _subtasks(name: str) -> list[Any]:
+def subtasks(name: str) -> list[Any]:
     from prompt_tuning.data.tensorflow_quiet import seqio  # pylint: disable=import-outside-toplevel
 
     from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel
@@ -62,7 +62,7 @@ class TaskEvaluator:
             placement.check_batch_size(config.batch_size)
         self._evaluators = {}
         self._predictors = {}
-        for task in _subtasks(config.mixture_or_task_name):
+        for task in subtasks(config.mixture_or_task_name):
             self._evaluators[task.name] = seqio.Evaluator(
                 task.name, seqio.EncDecFeatureConverter(pack=False), eval_split=config.split,
                 sequence_length=dict(task_feature_lengths), num_examples=config.num_examples,
@@ -116,22 +116,29 @@ class TaskEvaluator:
         return selection_score(metrics, self.config.metric)
 
 
+def rank_labels(task: Any) -> list[str]:
+    """The label strings rank classification scores for `task` (refused if it has none)."""
+    from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel
+
+    labels = tasks.get_label_classes(task.name)
+    if not labels:
+        raise errors.UsageError(f"Rank classification needs label strings; task "
+                                f"{task.name!r} has none (use EVAL_MODE='generate').")
+    return list(labels)
+
+
 def task_evaluator(config: EvalConfig, task_feature_lengths: Mapping[str, int],
                    model: Transformer, vocabulary: Any, placement: Optional[Placement] = None,
                    params_shardings: Any = None) -> TaskEvaluator:
     """The evaluator of `config`'s task for `model` (generation or rank classification),
     on `placement`'s mesh with parameters on `params_shardings` (None: one device)."""
-    from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel
 
     def make_predictor(task):
         if config.mode == "generate":
             return predictors.generation_predictor(model, config.decoding,
                                                    task_feature_lengths["targets"],
                                                    vocabulary.eos_id)
-        labels = tasks.get_label_classes(task.name)
-        if not labels:
-            raise errors.UsageError(f"Rank classification needs label strings; task "
-                                    f"{task.name!r} has none (use EVAL_MODE='generate').")
+        labels = rank_labels(task)
         return predictors.rank_classification_predictor(
             model, predictors.label_targets(vocabulary, labels, task_feature_lengths["targets"]))
 

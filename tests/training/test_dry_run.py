@@ -1,5 +1,5 @@
-"""`train --dry_run`: the real train step compiled from shapes on a 4-device mesh; nothing is
-read or written, and the report's numbers follow the config."""
+"""`train --dry_run` and `eval --dry_run`: the real programs compiled from shapes on a 4-device
+mesh; nothing is read or written, and the report's numbers follow the config."""
 
 import os
 import re
@@ -16,18 +16,30 @@ from tests.launch.runner import REPO
 UNITS = {"KiB": 2 ** 10, "MiB": 2 ** 20, "GiB": 2 ** 30}
 
 
-def _dry_run(model_dir, *extra: str, devices: int = 4) -> subprocess.CompletedProcess:
+def _run(module: str, flags: list[str], devices: int) -> subprocess.CompletedProcess:
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
            "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu"}
-    flags = tiny_run.train_flags(str(model_dir), "--dry_run", *extra)
-    return subprocess.run([sys.executable, "-m", "prompt_tuning.train", *flags], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", module, *flags], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
 
 
-def _report(stdout: str) -> dict[str, float]:
-    """The per-device table as bytes."""
-    found = dict(re.findall(r"^  ([a-z ()A-Z]+?) +([0-9.]+ [GMK]iB)$", stdout, re.M))
-    return {name: float(v.split()[0]) * UNITS[v.split()[1]] for name, v in found.items()}
+def _dry_run(model_dir, *extra: str, devices: int = 4) -> subprocess.CompletedProcess:
+    return _run("prompt_tuning.train", tiny_run.train_flags(str(model_dir), "--dry_run", *extra),
+                devices)
+
+
+def _report(stdout: str) -> dict[str, dict[str, float]]:
+    """{program: {part: bytes}} from the per-device tables."""
+    programs: dict[str, dict[str, float]] = {}
+    for line in stdout.splitlines():
+        header = re.fullmatch(r"(.+) \(compiled in [0-9.]+ s\):", line)
+        if header:
+            table = programs.setdefault(header.group(1), {})
+            continue
+        row = re.fullmatch(r"  ([a-zA-Z ()]+?) +([0-9.]+) ([GMK]iB)", line)
+        if row:
+            table[row.group(1)] = float(row.group(2)) * UNITS[row.group(3)]
+    return programs
 
 
 @pytest.mark.slow
@@ -38,9 +50,13 @@ def test_dry_run_reports_memory_and_writes_nothing(tmp_path):
     assert "mesh {'data': 2, 'model': 2} on cpu" in whole.stdout
     assert whole.stdout.strip().splitlines()[-1].startswith("dry run: fits: peak ")
     assert not model_dir.exists()
-    table = _report(whole.stdout)
+    programs = _report(whole.stdout)
+    assert list(programs) == ["train step", "evaluation (generate, greedy, batch 32)"], whole.stdout
+    table = programs["train step"]
     assert set(table) == {"frozen parameters", "trained parameters", "optimizer state", "batch",
                           "temporaries (XLA)", "peak"}, whole.stdout
+    assert set(programs["evaluation (generate, greedy, batch 32)"]) == {
+        "parameters", "batch", "temporaries (XLA)", "peak"}
     # One device holds half the batch (data 2) and about half the frozen model (model 2: every
     # kernel and embedding is split, the small layer-norm scales are not); the table rounds.
     frozen_bytes = 4 * param_count(load_frozen_model(
@@ -55,16 +71,37 @@ def test_dry_run_reports_memory_and_writes_nothing(tmp_path):
     sliced = _dry_run(model_dir, "--gin.NUM_PARTITIONS=2", "--gin.NUM_MICROBATCHES=4",
                       "--device_memory_gib=1")
     assert sliced.returncode == 0, sliced.stderr[-3000:]
-    assert _report(sliced.stdout)["temporaries (XLA)"] < table["temporaries (XLA)"]
+    assert (_report(sliced.stdout)["train step"]["temporaries (XLA)"]
+            < table["temporaries (XLA)"])
 
     # Too little memory: the same report, its last line says so, and the exit status is 1.
     small = _dry_run(model_dir, "--gin.NUM_PARTITIONS=2", "--device_memory_gib=0.001")
     assert small.returncode == 1, small.stderr[-3000:]
     assert small.stderr.strip() == ""
     assert re.fullmatch(r"dry run: does not fit: peak [0-9.]+ GiB per device of 0\.0 GiB "
-                        r"\(params [0-9.]+, optimizer [0-9.]+, temporaries [0-9.]+\)",
-                        small.stdout.strip().splitlines()[-1]), small.stdout
+                        r"\(params [0-9.]+, optimizer [0-9.]+, temporaries [0-9.]+; "
+                        r"train step\)", small.stdout.strip().splitlines()[-1]), small.stdout
     assert not model_dir.exists()
+
+
+@pytest.mark.slow
+def test_eval_dry_run_for_each_mode(tmp_path):
+    """`eval --dry_run`: the prompt file gives the length; generation and rank classification
+    (one program for the task's 4 labels) are compiled, nothing is written."""
+    import numpy as np  # pylint: disable=import-outside-toplevel
+
+    prompt_file = tmp_path / "prompt.npy"
+    np.save(prompt_file, np.zeros((tiny_run.PROMPT_LENGTH, tiny_run.EMBED_DIM), np.float32))
+    out = tmp_path / "eval"
+    for mode, program in (("generate", "evaluation (generate, greedy, batch 32)"),
+                          ("rank", "evaluation (rank, batch 32), 4 labels")):
+        proc = _run("prompt_tuning.eval", tiny_run.eval_flags(
+            str(out), f"--gin.PROMPT_FILE='{prompt_file}'", f"--gin.EVAL_MODE='{mode}'",
+            "--gin.NUM_PARTITIONS=2", "--dry_run", "--device_memory_gib=1"), devices=4)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert list(_report(proc.stdout)) == [program], proc.stdout
+        assert proc.stdout.strip().splitlines()[-1].startswith("dry run: fits: peak ")
+        assert not out.exists()
 
 
 @pytest.mark.parametrize("extra, line", [
