@@ -30,7 +30,7 @@ def main(argv: Sequence[str]) -> None:
 
     values = cli.parse_flags(gin_config.rewrite_gin_args(argv), define_flags, __doc__)
     distributed.initialize(values)
-    gin_config.apply_flags(values)
+    gin_config.apply_flags(values, "infer")
     config = gin_config.build(jobs.InferJobConfig, "runs/prompt_infer.gin")
     count = jobs.infer(config)
     print(f"wrote {count} predictions to {config.output_file} ({config.decoding.describe()})")

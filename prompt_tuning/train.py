@@ -75,7 +75,7 @@ def main(argv: Sequence[str]) -> None:
 
     values = cli.parse_flags(gin_config.rewrite_gin_args(argv), define_flags, __doc__)
     distributed.initialize(values)
-    gin_config.apply_flags(values)
+    gin_config.apply_flags(values, "train")
     dry_run.check_flags(values)
     config = gin_config.build(TrainConfig)
     if values.dry_run:

@@ -9,6 +9,9 @@ Differences from T5X, each to remove a trap:
   then anything else; command-line order within a kind), so a prompt file cannot be silently
   overwritten by a model file given after it; two prompt initializer files are refused.
 * a macro that no binding uses (`--gin.TRAIN_STEP=10`) is refused, with a close match.
+* T5X's configurable names in bindings (`utils.DatasetConfig.split`,
+  `partitioning.PjitPartitioner.num_partitions`, ...) are rewritten to ours, or refused by name
+  where nothing here corresponds (`t5x_compat`); MIXTURE_OR_TASK_MODULE is imported, as in T5X.
 * every mistake is one `errors.UsageError`, before anything is read or written.
 """
 
@@ -25,6 +28,7 @@ import gin
 from absl import flags
 
 from prompt_tuning import atomic_write, errors
+from prompt_tuning.cli import t5x_compat
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_DIR = os.path.join(PACKAGE_DIR, "configs")
@@ -52,10 +56,13 @@ def define_flags(values: flags.FlagValues) -> None:
 def define_data_flags(values: flags.FlagValues) -> None:
     flags.DEFINE_string("tfds_data_dir", None, "where TFDS datasets are prepared.",
                         flag_values=values)
+    flags.DEFINE_list("seqio_additional_cache_dirs", [], "directories holding seqio caches of "
+                      "tasks (read when USE_CACHED_TASKS is True), as in T5X.", flag_values=values)
 
 
 def apply_data_flags(values: flags.FlagValues) -> None:
-    """Points seqio/TFDS at `--tfds_data_dir` (made absolute; it must exist)."""
+    """Points seqio/TFDS at `--tfds_data_dir` (made absolute; it must exist) and adds
+    `--seqio_additional_cache_dirs` to seqio's cache directories."""
     if values.tfds_data_dir:
         from prompt_tuning import paths  # pylint: disable=import-outside-toplevel
         directory = paths.resolve(values.tfds_data_dir)
@@ -63,6 +70,10 @@ def apply_data_flags(values: flags.FlagValues) -> None:
             raise errors.UsageError(f"--tfds_data_dir {directory} is not a directory.")
         from prompt_tuning.data.tensorflow_quiet import seqio  # pylint: disable=import-outside-toplevel
         seqio.set_tfds_data_dir_override(directory)
+    if values.seqio_additional_cache_dirs:
+        from prompt_tuning import paths  # pylint: disable=import-outside-toplevel
+        from prompt_tuning.data.tensorflow_quiet import seqio  # pylint: disable=import-outside-toplevel
+        seqio.add_global_cache_dirs([paths.resolve(d) for d in values.seqio_additional_cache_dirs])
 
 
 def rewrite_gin_args(argv: Sequence[str]) -> list[str]:
@@ -82,10 +93,11 @@ def rewrite_gin_args(argv: Sequence[str]) -> list[str]:
     return out
 
 
-def apply_flags(values: flags.FlagValues) -> None:
-    """Applies `--tfds_data_dir`, then parses the gin files and bindings of the command line."""
+def apply_flags(values: flags.FlagValues, command: str = "train") -> None:
+    """Applies `--tfds_data_dir`, then parses the gin files and bindings of the command line
+    (`command`: "train", "eval" or "infer", for T5X's names of its configurables)."""
     apply_data_flags(values)
-    parse(values.gin_file, values.gin_bindings, values.gin_search_paths)
+    parse(values.gin_file, values.gin_bindings, values.gin_search_paths, command)
 
 
 def _kind_rank(path: str) -> int:
@@ -162,36 +174,61 @@ def _references(value: Any) -> Iterable[gin.config.ConfigurableReference]:
             yield from _references(item)
 
 
-def check_macros_used() -> None:
-    """Refuses a macro that no binding refers to: a misspelling would otherwise be ignored."""
+_MACRO_BINDING = re.compile(r"^\s*([A-Za-z_]\w*)\s*=")
+
+
+def shipped_macros() -> frozenset[str]:
+    """The macros the package's own gin files define. Many are optional and some are aliases
+    (CHECKPOINT_PATH of INITIAL_CHECKPOINT_PATH, RANDOM_SEED of SEED): one a user bypasses, by
+    binding the configurable or the other name, goes unused, which is fine."""
+    found = set()
+    for root, _, names in os.walk(CONFIG_DIR):
+        for name in names:
+            if name.endswith(".gin"):
+                with open(os.path.join(root, name)) as f:
+                    found.update(m.group(1) for m in map(_MACRO_BINDING.match, f) if m)
+    return frozenset(found)
+
+
+def _macro_values() -> dict[str, Any]:
     config = gin.config._CONFIG  # pylint: disable=protected-access
-    defined = {scope for scope, selector in config if selector == _MACRO}
+    return {scope: bindings.get("value") for (scope, selector), bindings in config.items()
+            if selector == _MACRO}
+
+
+def check_macros_used(command_line: Sequence[str] = ()) -> None:
+    """Refuses a macro that no binding refers to: a misspelling would otherwise be ignored.
+
+    `command_line`: the macros the user set in --gin bindings; those the shipped files define
+    are checked only when set there.
+    """
+    config = gin.config._CONFIG  # pylint: disable=protected-access
+    defined = set(_macro_values()) - {"MIXTURE_OR_TASK_MODULE"}  # used by parse() itself
     used = {ref.scoped_selector.rsplit("/", 1)[0]
             for bindings in config.values() for value in bindings.values()
             for ref in _references(value) if ref.selector == _MACRO}
-    unused = sorted(defined - used)
+    shipped = shipped_macros()
+    unused = sorted(name for name in defined - used
+                    if name not in shipped or name in command_line)
     if unused:
         name = unused[0]
+        why = t5x_compat.UNSUPPORTED_MACROS.get(name)
+        if why:
+            raise errors.UsageError(f"gin macro {name} is T5X's and is not supported: {why}.")
         close = difflib.get_close_matches(name, sorted(used), n=1, cutoff=0.6)
         hint = f" Did you mean {close[0]}?" if close else ""
         raise errors.UsageError(f"gin macro {name} is set but nothing in this command's config "
                                 f"uses it.{hint}")
 
 
-# T5X's names of our configurables. In gin files they resolve by themselves (the module
-# attributes are the same class); a binding has no imports, so gin matches it against the name
-# the class was registered under, and it is rewritten to that name.
-_T5X_PARTITIONER = re.compile(r"\bpartitioning\.(?:ModelBased)?PjitPartitioner\b")
-
-
-def t5x_names(binding: str) -> str:
-    """`partitioning.PjitPartitioner.x = 1` -> `partitioning.PartitioningConfig.x = 1`."""
-    return _T5X_PARTITIONER.sub("partitioning.PartitioningConfig", binding)
-
-
 def parse(gin_files: Sequence[str], gin_bindings: Sequence[str],
-          search_paths: Sequence[str] = ()) -> None:
-    """Parses files (canonical order) and bindings, then checks the result (see module doc)."""
+          search_paths: Sequence[str] = (), command: str = "train") -> None:
+    """Parses files (canonical order) and bindings, then checks the result (see module doc).
+
+    Bindings that name T5X's configurables are rewritten to ours for `command`
+    (`t5x_compat`); MIXTURE_OR_TASK_MODULE, when set, is imported (T5X's way to register tasks).
+    """
+    bindings = [b for b in (t5x_compat.translate(b, command) for b in gin_bindings) if b]
     paths = [p for entry in search_paths for p in entry.split(",") if p] + default_search_paths()
     for path in paths:
         gin.add_config_file_search_path(path)
@@ -206,15 +243,15 @@ def parse(gin_files: Sequence[str], gin_bindings: Sequence[str],
         # Finalizing runs gin's checks: a macro left at %gin.REQUIRED, or a reference to an
         # unknown configurable, fails here, before any work, instead of reaching the code as a
         # placeholder object.
-        gin.parse_config_files_and_bindings(files, [t5x_names(b) for b in gin_bindings],
-                                            finalize_config=True)
+        gin.parse_config_files_and_bindings(files, bindings, finalize_config=True)
     except (ValueError, SyntaxError, NameError, ImportError, KeyError, TypeError,
             tokenize.TokenError) as e:
         raise errors.UsageError(required_macro_message(_one_line(e))
                                 or f"Bad gin config: {_gin_error_text(e)}") from e
     finally:
         root.setLevel(level)
-    check_macros_used()
+    t5x_compat.import_task_module(_macro_values().get("MIXTURE_OR_TASK_MODULE"))
+    check_macros_used([m.group(1) for m in map(_MACRO_BINDING.match, gin_bindings) if m])
 
 
 def build(configurable: Any, run_file: str = "runs/prompt_finetune.gin") -> Any:

@@ -55,12 +55,16 @@ def get_label_classes(name: str) -> Optional[Sequence[str]]:
     return getattr(getattr(task, "postprocessor", None), "label_classes", None)
 
 
-def check_prepared(name: str, split: str) -> None:
-    """The TFDS data behind every sub-task of `name` must be prepared for `split`: seqio would
-    otherwise start a download (or fail deep inside TFDS) in the middle of a run."""
+def check_prepared(name: str, split: str, use_cached: bool = False) -> None:
+    """The TFDS data behind every sub-task of `name` must be prepared for `split` (or, with
+    `use_cached`, the task's seqio cache must exist): seqio would otherwise start a download (or
+    fail deep inside TFDS) in the middle of a run."""
     import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
 
     for task in seqio.get_subtasks(get_task_or_mixture(name)):
+        if use_cached:
+            _check_cached(task, split)
+            continue
         if not isinstance(task.source, seqio.TfdsDataSource):
             continue
         dataset, data_dir = task.source.tfds_dataset.get_split_params(split)
@@ -72,10 +76,34 @@ def check_prepared(name: str, split: str) -> None:
             raise errors.DataError(f"TFDS dataset {dataset} (task {task.name}) cannot be "
                                    f"opened: {str(e).strip().splitlines()[0]}") from e
         if not prepared:
-            raise errors.DataError(
-                f"TFDS dataset {dataset} (task {task.name}) is not prepared in {where}: build it "
-                f"(`tfds build {dataset.split(':')[0]}`) or point --tfds_data_dir at where it "
-                "is.")
+            raise errors.DataError(f"TFDS dataset {dataset} (task {task.name}) is not prepared "
+                                   f"in {where}: {_how_to_prepare(task.name, dataset)}")
+
+
+def _how_to_prepare(task_name: str, dataset: str) -> str:
+    if dataset.startswith("glue/") and dataset.endswith(":1.0.0"):
+        # Today's TFDS builds GLUE 2.0.0 only; the v200 tasks read it (same text, same labels).
+        return (f"today's TFDS no longer builds GLUE 1.0.0; use "
+                f"{task_name.replace('_v002', '_v200')!r}, whose data `python -m "
+                "prompt_tuning.prepare_data` prepares.")
+    return (f"prepare it (`python -m prompt_tuning.prepare_data --tasks={task_name} "
+            "--tfds_data_dir=DIR`) or point --tfds_data_dir at where it is.")
+
+
+def _check_cached(task: Any, split: str) -> None:
+    if task.cache_dir is None:
+        raise errors.DataError(
+            f"Task {task.name!r} has no seqio cache (USE_CACHED_TASKS=True) in "
+            f"{list(seqio.utils.get_global_cache_dirs())}: build one with seqio's cache_tasks_main "
+            "and name its directory with --seqio_additional_cache_dirs, or set "
+            "USE_CACHED_TASKS=False.")
+    try:
+        task.assert_cached()
+        task.get_cached_stats(split)
+    except (AssertionError, ValueError) as e:
+        raise errors.DataError(f"The seqio cache of task {task.name!r} ({task.cache_dir}) cannot "
+                               f"be read for split {split!r}: "
+                               f"{str(e).strip().splitlines()[0]}") from e
 
 
 def check_vocabulary(name: str, vocabulary: Any) -> None:

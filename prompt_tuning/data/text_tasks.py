@@ -1,8 +1,9 @@
 """Text-to-text tasks read from TFDS (SuperGLUE, GLUE), described as data, and their registration.
 
 A `TextTask` says where a task's examples come from and how they become text; `register_tasks`
-turns each into its variants (`VARIANTS`: plain, `taskless_`, `task_index_`) with T5's chain
-[before_text] -> text -> tokenize -> cache -> EOS after trim.
+turns each into its variants (`VARIANTS`: plain, `taskless_`, `task_index_`; each also with the
+`_examples` suffix of `SUFFIXES`) with T5's chain [before_text] -> text -> tokenize -> cache ->
+EOS after trim.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-from prompt_tuning.data import variants
+from prompt_tuning.data import examples, variants
 from prompt_tuning.data.tensorflow_quiet import seqio
 
 Preprocessor = Callable
@@ -78,22 +79,34 @@ def output_features(vocabulary: Any) -> dict[str, seqio.Feature]:
             "targets": seqio.Feature(vocabulary, add_eos=True)}
 
 
-def _add_task(name: str, task: TextTask, preprocessors: list, features: Mapping) -> None:
+# Variant name suffix -> (postprocessor, metrics) of the variant: `_examples` predictions carry
+# their example's text, and the metrics add text samples (`examples.py`).
+SUFFIXES: Mapping[str, Callable[[TextTask], tuple]] = {
+    "": lambda task: (task.postprocess_fn, list(task.metric_fns)),
+    examples.SUFFIX: lambda task: examples.with_examples(task.postprocess_fn, task.metric_fns),
+}
+
+
+def _add_task(name: str, task: TextTask, preprocessors: list, features: Mapping,
+              postprocess_fn: Optional[Callable], metric_fns: Sequence[Callable]) -> None:
     # Replacing an existing entry keeps register() idempotent (and lets a new vocabulary win).
     seqio.TaskRegistry.remove(name)
     seqio.TaskRegistry.add(
         name, source=seqio.TfdsDataSource(task.tfds_name, splits=list(task.splits)),
         preprocessors=preprocessors, output_features=features,
-        postprocess_fn=task.postprocess_fn, metric_fns=list(task.metric_fns))
+        postprocess_fn=postprocess_fn, metric_fns=list(metric_fns))
 
 
 def register_tasks(tasks: Sequence[TextTask], features: Mapping) -> list[str]:
-    """Registers every task in every variant of `VARIANTS`; returns the registered names."""
+    """Registers every task in every variant (`VARIANTS` x `SUFFIXES`); returns the names."""
     names = []
     for task in tasks:
         for prefix, make_variant in VARIANTS.items():
-            _add_task(prefix + task.name, task, make_variant(task, text_to_tokens(task)), features)
-            names.append(prefix + task.name)
+            for suffix, make_scoring in SUFFIXES.items():
+                name = prefix + task.name + suffix
+                _add_task(name, task, make_variant(task, text_to_tokens(task)), features,
+                          *make_scoring(task))
+                names.append(name)
     return names
 
 
@@ -105,9 +118,11 @@ def add_mixture(name: str, rates: Mapping[str, float]) -> None:
 
 def register_family(tasks: Sequence[TextTask], vocabulary: Any,
                     mixtures: Mapping[str, Mapping[str, float]]) -> None:
-    """Registers `tasks` in every variant and, per variant prefix, each mixture
-    (name -> {task name: rate}), e.g. `taskless_super_glue_v102_proportional`."""
+    """Registers `tasks` in every variant and, per variant prefix and suffix, each mixture
+    (name -> {task name: rate}), e.g. `taskless_super_glue_v102_proportional_examples`."""
     register_tasks(tasks, output_features(vocabulary))
     for prefix in VARIANTS:
-        for name, rates in mixtures.items():
-            add_mixture(prefix + name, {prefix + task: rate for task, rate in rates.items()})
+        for suffix in SUFFIXES:
+            for name, rates in mixtures.items():
+                add_mixture(prefix + name + suffix,
+                            {prefix + task + suffix: rate for task, rate in rates.items()})

@@ -62,9 +62,11 @@ class TaskEvaluator:
             placement.check_batch_size(config.batch_size)
         self._evaluators = {}
         self._predictors = {}
+        self.samples: dict[str, dict[str, str]] = {}
         for task in subtasks(config.mixture_or_task_name):
             self._evaluators[task.name] = seqio.Evaluator(
                 task.name, seqio.EncDecFeatureConverter(pack=False), eval_split=config.split,
+                use_cached=config.use_cached,
                 sequence_length=dict(task_feature_lengths), num_examples=config.num_examples,
                 logger_cls=(), use_memory_cache=True)
             predictor = make_predictor(task)
@@ -103,12 +105,21 @@ class TaskEvaluator:
         return vocab.ids_before_eos(tokens, self._vocabulary)
 
     def evaluate(self, params: PyTree, step: Optional[int] = None) -> Metrics:
-        """{task name: {metric name: value}}."""
-        out = {}
+        """{task name: {metric name: value}}; text metrics (the `_examples` tasks' samples) go
+        to `self.samples` ({task name: {name: text}}) instead."""
+        from prompt_tuning.data.tensorflow_quiet import seqio  # pylint: disable=import-outside-toplevel
+
+        out: Metrics = {}
+        self.samples = {}
         for name, evaluator in self._evaluators.items():
             future, _ = evaluator.evaluate(compute_metrics=True, step=step,
                                            predict_fn=self._predict_fn(name, params))
-            out[name] = {k: float(v) for k, v in future.result()[name].items()}
+            values = future.result()[name]
+            texts = {k: v.textdata for k, v in values.items() if isinstance(v, seqio.metrics.Text)}
+            out[name] = {k: float(getattr(v, "value", v)) for k, v in values.items()
+                         if k not in texts}
+            if texts:
+                self.samples[name] = texts
         return out
 
     def selection_score(self, metrics: Mapping[str, Mapping[str, float]]) -> float:

@@ -97,14 +97,15 @@ class InferJobConfig:
 
 
 def _prompted_model(model: runtime.ModelConfig, placement: runtime.Placement, task_name: str,
-                    split: str, prompt: np.ndarray, source: str, inputs_length: int):
+                    split: str, use_cached: bool, prompt: np.ndarray, source: str,
+                    inputs_length: int):
     """(frozen model, model, params on their shardings, their shardings); the task, split and
     lengths are checked before the big read."""
     from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel
 
     model.check_input_length(prompt.shape[0], inputs_length)
     tasks.check_split(task_name, split)  # fails fast, before the checkpoint is read
-    tasks.check_prepared(task_name, split)
+    tasks.check_prepared(task_name, split, use_cached)
     frozen, shardings = placement.load_frozen(model)
     tasks.check_vocabulary(task_name, frozen.vocabulary)
     net, params = runtime.with_prompt(frozen, prompt, source)
@@ -121,13 +122,15 @@ def evaluate(config: EvalJobConfig) -> dict[str, Any]:
     placement = runtime.Placement.of(config.partitioning)
     placement.check_batch_size(evaluation.batch_size)
     frozen, net, params, shardings = _prompted_model(
-        config.model, placement, evaluation.mixture_or_task_name, evaluation.split, prompt,
-        source, config.task_feature_lengths["inputs"])
+        config.model, placement, evaluation.mixture_or_task_name, evaluation.split,
+        evaluation.use_cached, prompt, source, config.task_feature_lengths["inputs"])
     task_evaluator = evaluator_lib.task_evaluator(evaluation, config.task_feature_lengths, net,
                                                   frozen.vocabulary, placement, shardings)
     metrics = task_evaluator.evaluate(params)
     result = {"prompt": source, "split": evaluation.split, "mode": evaluation.describe(),
               "metrics": metrics, "score": task_evaluator.selection_score(metrics)}
+    if task_evaluator.samples:  # `_examples` tasks: what the model said, to read
+        result["samples"] = task_evaluator.samples
     if placement.is_primary:
         atomic_write.write_text_atomically(os.path.join(config.output_dir, RESULTS_FILE),
                                            json.dumps(result, indent=2))
@@ -143,8 +146,8 @@ def infer(config: InferJobConfig) -> int:
     placement = runtime.Placement.of(config.partitioning)
     placement.check_batch_size(dataset.batch_size)
     frozen, net, params, shardings = _prompted_model(
-        config.model, placement, dataset.mixture_or_task_name, dataset.split, prompt, source,
-        dataset.task_feature_lengths["inputs"])
+        config.model, placement, dataset.mixture_or_task_name, dataset.split,
+        dataset.use_cached, prompt, source, dataset.task_feature_lengths["inputs"])
     vocabulary = frozen.vocabulary
     predict = placement.jit_predict(predictors.generation_predictor(
         net, config.decoding, dataset.task_feature_lengths["targets"], vocabulary.eos_id),

@@ -29,6 +29,7 @@ class EvalConfig:
       num_examples: evaluate on the first N examples only (None: all).
       metric: "task/metric" used to select the best prompt; None: the mean of all metrics
         (the paper's choice for tasks with several).
+      use_cached: read the tasks' seqio cache (USE_CACHED_TASKS), prepared offline.
     """
 
     mixture_or_task_name: Optional[str] = None
@@ -38,6 +39,7 @@ class EvalConfig:
     decoding: DecodingConfig = DecodingConfig()
     num_examples: Optional[int] = None
     metric: Optional[str] = None
+    use_cached: bool = False
 
     def __post_init__(self):
         if self.mode not in MODES:

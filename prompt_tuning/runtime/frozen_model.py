@@ -50,6 +50,11 @@ class ModelConfig:
     scan_layers: bool = False
 
     def __post_init__(self):
+        if self.initial_checkpoint_path is None:  # neither macro (nor the field) was set
+            raise errors.UsageError("required macro INITIAL_CHECKPOINT_PATH is not set: the "
+                                    "frozen model's checkpoint (use "
+                                    "--gin.INITIAL_CHECKPOINT_PATH=..., or T5X's "
+                                    "--gin.CHECKPOINT_PATH=... for eval and infer)")
         if not isinstance(self.initial_checkpoint_path, str) or not self.initial_checkpoint_path:
             raise errors.UsageError(f"INITIAL_CHECKPOINT_PATH must be a checkpoint path, got "
                                     f"{self.initial_checkpoint_path!r}.")

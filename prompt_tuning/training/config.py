@@ -57,7 +57,8 @@ class TrainConfig:
 
     Attributes:
       model_dir: the run's directory (MODEL_DIR); created, or resumed if it holds this run.
-      train_steps: prompt-tuning steps to reach (TRAIN_STEPS).
+      train_steps: TRAIN_STEPS: the step to reach, counted as T5X does when the initial
+        checkpoint records a step (`train_steps.prompt_steps`), else prompt-tuning steps.
       train_dataset: the training examples.
       model: the frozen model.
       prompt: the soft prompt.

@@ -8,6 +8,7 @@ command), so training and evaluation never import each other.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
@@ -22,7 +23,7 @@ from prompt_tuning import run_dir, runtime
 from prompt_tuning.data import pipeline
 from prompt_tuning.model import Transformer
 from prompt_tuning.prompts import seam
-from prompt_tuning.training import optim, step as step_lib, trainable
+from prompt_tuning.training import optim, step as step_lib, train_steps, trainable
 from prompt_tuning.training.config import TrainConfig
 from prompt_tuning.training.summaries import ScalarWriter
 
@@ -31,7 +32,10 @@ Metrics = dict[str, dict[str, float]]
 
 
 class Evaluator(Protocol):
-    """What the loop needs of an evaluation: metrics of a parameter tree, and one number."""
+    """What the loop needs of an evaluation: metrics of a parameter tree, and one number; and
+    the text samples of the last evaluation ({task: {name: text}}, often empty)."""
+
+    samples: Mapping[str, Mapping[str, str]]
 
     def evaluate(self, params: PyTree, step: Optional[int] = None) -> Metrics:
         ...
@@ -51,13 +55,15 @@ def _task_names(config: TrainConfig) -> list[str]:
     split's data prepared (checked now, before anything is read or written)."""
     from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel
 
-    uses = [(config.train_dataset.mixture_or_task_name, config.train_dataset.split)]
+    train = config.train_dataset
+    uses = [(train.mixture_or_task_name, train.split, train.use_cached)]
     if config.evaluation is not None:
-        uses.append((config.evaluation.mixture_or_task_name, config.evaluation.split))
-    for name, split in uses:
+        uses.append((config.evaluation.mixture_or_task_name, config.evaluation.split,
+                     config.evaluation.use_cached))
+    for name, split, use_cached in uses:
         tasks.check_split(name, split)
-        tasks.check_prepared(name, split)
-    return list(dict.fromkeys(name for name, _ in uses))
+        tasks.check_prepared(name, split, use_cached)
+    return list(dict.fromkeys(name for name, _, _ in uses))
 
 
 def _split_trainable(prompt_params, frozen_params, patterns, frozen_shardings):
@@ -112,6 +118,9 @@ def train(config: TrainConfig, make_evaluator: Optional[EvaluatorFactory] = None
     partitioning_lib.check_batch_size(config.train_dataset.batch_size, mesh)
     layout = partitioning_lib.data_layout(mesh)
     frozen, frozen_shardings = placement.load_frozen(config.model)
+    steps, steps_note = train_steps.prompt_steps(config.train_steps, frozen.step)
+    _notify(steps_note)
+    config = dataclasses.replace(config, train_steps=steps)
     from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel
     for name in task_names:
         tasks.check_vocabulary(name, frozen.vocabulary)
@@ -182,6 +191,8 @@ def _train_from(config: TrainConfig, start: int, state, runs, record, net, tx, f
         score = evaluator.selection_score(metrics)
         eval_writer.write(step, {f"{t}/{m}": v for t, ms in metrics.items()
                                  for m, v in ms.items()} | {"selection_score": score})
+        eval_writer.write_texts(step, {f"{t}/{n}": text for t, texts in evaluator.samples.items()
+                                       for n, text in texts.items()})
         record["evals"][str(step)] = {"score": score, "metrics": metrics}
         if record["best_score"] is None or score > record["best_score"]:
             record.update(best_score=score, best_step=step, best_metrics=metrics)

@@ -1,4 +1,4 @@
-"""TensorBoard scalars of a run (`MODEL_DIR/train`, `MODEL_DIR/validation`), exact across resumes.
+"""TensorBoard scalars (and text samples) of a run (`MODEL_DIR/train`, `MODEL_DIR/validation`), exact across resumes.
 
 A run killed after logging steps past its last checkpoint logs those steps again when it
 resumes. So that every reader (TensorBoard's Python and Rust loaders alike) shows each step once,
@@ -62,6 +62,14 @@ class ScalarWriter:
         with self._writer.as_default():
             for name, value in scalars.items():
                 self._tf.summary.scalar(name, float(value), step=step)
+
+    def write_texts(self, step: int, texts: Mapping[str, str]) -> None:
+        """Text summaries (the `_examples` tasks' samples), shown in TensorBoard's Text tab."""
+        if self._writer is None:
+            return
+        with self._writer.as_default():
+            for name, text in texts.items():
+                self._tf.summary.text(name, text, step=step)
 
     def flush(self) -> None:
         if self._writer is not None:

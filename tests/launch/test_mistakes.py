@@ -152,8 +152,9 @@ def test_a_superglue_task_whose_data_is_not_prepared(tmp_path):
     refused(TRAIN, args + ["--gin.MIXTURE_OR_TASK_NAME='taskless_super_glue_rte_v102'",
                            f"--tfds_data_dir={data_dir}"], 1,
             "TFDS dataset super_glue/rte:1.0.2 (task taskless_super_glue_rte_v102) is not prepared "
-            f"in {data_dir}/super_glue/rte/1.0.2: build it (`tfds build super_glue/rte`) or point "
-            "--tfds_data_dir at where it is.", str(tmp_path / "new"), str(data_dir))
+            f"in {data_dir}/super_glue/rte/1.0.2: prepare it (`python -m prompt_tuning.prepare_data "
+            "--tasks=taskless_super_glue_rte_v102 --tfds_data_dir=DIR`) or point --tfds_data_dir "
+            "at where it is.", str(tmp_path / "new"), str(data_dir))
 
 
 def test_train_steps_below_the_latest_checkpoint(run, tmp_path):
