@@ -100,9 +100,14 @@ class TaskEvaluator:
             return np.asarray(jax.device_get(predict(params, batch)))
         return np.asarray(self._placement.fetch(predict(params, self._placement.put_batch(batch))))
 
-    def _ids(self, tokens: np.ndarray) -> list[int]:
+    def _ids(self, tokens: np.ndarray) -> np.ndarray:
+        """The ids before EOS, padded back to the row's width: seqio stacks the predictions of
+        a task into one array, so they must all have one length (as T5X's decodes do)."""
         from prompt_tuning.data import vocab  # pylint: disable=import-outside-toplevel
-        return vocab.ids_before_eos(tokens, self._vocabulary)
+        ids = vocab.ids_before_eos(tokens, self._vocabulary)
+        row = np.full(tokens.shape[-1], self._vocabulary.pad_id, np.int32)
+        row[:len(ids)] = ids
+        return row
 
     def evaluate(self, params: PyTree, step: Optional[int] = None) -> Metrics:
         """{task name: {metric name: value}}; text metrics (the `_examples` tasks' samples) go
