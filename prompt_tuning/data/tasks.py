@@ -22,8 +22,9 @@ def _register_all() -> None:
         family.register()
 
 
-def get_task_or_mixture(name: str) -> Any:
-    """The seqio Task or Mixture called `name`, or a clear error naming close matches."""
+def get_task_or_mixture(name: str, given_as: str = "MIXTURE_OR_TASK_NAME") -> Any:
+    """The seqio Task or Mixture called `name`, or a clear error naming close matches (and
+    `given_as`, where the name came from)."""
     try:
         return seqio.get_mixture_or_task(name)
     except ValueError:
@@ -31,7 +32,7 @@ def get_task_or_mixture(name: str) -> Any:
     known = sorted(seqio.TaskRegistry.names()) + sorted(seqio.MixtureRegistry.names())
     close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.6)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
-    raise errors.UsageError(f"Unknown task or mixture {name!r} (MIXTURE_OR_TASK_NAME).{hint} "
+    raise errors.UsageError(f"Unknown task or mixture {name!r} ({given_as}).{hint} "
                             "`python -m prompt_tuning.show_tasks` lists them.")
 
 
