@@ -119,7 +119,6 @@ def train(config: TrainConfig, make_evaluator: Optional[EvaluatorFactory] = None
     layout = partitioning_lib.data_layout(mesh)
     frozen, frozen_shardings = placement.load_frozen(config.model)
     steps, steps_note = train_steps.prompt_steps(config.train_steps, frozen.step)
-    _notify(steps_note)
     config = dataclasses.replace(config, train_steps=steps)
     from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel
     for name in task_names:
@@ -160,6 +159,7 @@ def train(config: TrainConfig, make_evaluator: Optional[EvaluatorFactory] = None
             run_dir.write_run_file(config.model_dir, identity)
             if on_start is not None:
                 on_start(config.model_dir)
+        _notify(steps_note)  # once every check has passed: the run starts
         if start == config.train_steps:
             _notify(f"{config.model_dir} is already at TRAIN_STEPS={start}: nothing to train.")
         elif start:

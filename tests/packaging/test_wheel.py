@@ -1,5 +1,6 @@
-"""A regular (non-editable) install carries every gin config and asset, and runs the default job
-from outside the repository."""
+"""A regular (non-editable) install carries every gin config and asset, runs the default job
+from outside the repository, prepares SuperGLUE data with TFDS's builder from hand-made upstream
+archives, and trains on it with the reference's spelling of the config paths."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import zipfile
 
 import pytest
 
+from tests.data import raw_archives
 from tests.launch.runner import REPO
 
 
@@ -54,3 +56,26 @@ def test_wheel_ships_the_configs_and_runs_the_default_job(tmp_path):
     assert demo.returncode == 0, demo.stderr[-3000:]
     assert "dev accuracy, trained prompt" in demo.stdout
     assert os.path.isfile(elsewhere / "run" / "export" / "prompt.npy")  # relative --model_dir
+
+    # Data as a user without internet prepares it: upstream archives -> TFDS, then train on it.
+    raw_archives.write(str(elsewhere / "raw"), ["super_glue/rte:1.0.2"])
+    prepared = _run([sys.executable, "-m", "prompt_tuning.prepare_data",
+                     "--tasks=taskless_super_glue_rte_v102", "--tfds_data_dir=tfds",
+                     "--raw_dir=raw"], cwd=elsewhere, env=env)
+    assert prepared.returncode == 0, prepared.stderr[-3000:]
+    package_dir = _run([sys.executable, "-m", "prompt_tuning.scripts.find_module",
+                        "prompt_tuning"], cwd=elsewhere, env=env).stdout.strip()
+    assert package_dir.startswith(str(site))
+    train = _run([sys.executable, "-m", "prompt_tuning.train",
+                  f"--gin_search_paths={package_dir}/..",
+                  "--gin_file=prompt_tuning/configs/models/t5_1_1_tiny_prompt.gin",
+                  "--gin_file=prompt_tuning/configs/prompts/from_class_labels.gin",
+                  "--gin_file=prompt_tuning/configs/runs/prompt_finetune.gin",
+                  "--gin.CLASS_LABELS=['entailment', 'not_entailment']",
+                  "--gin.INITIAL_CHECKPOINT_PATH='builtin:tiny_t5'",
+                  "--gin.MIXTURE_OR_TASK_NAME='taskless_super_glue_rte_v102'",
+                  "--gin.TASK_FEATURE_LENGTHS={'inputs': 32, 'targets': 4}",
+                  "--gin.TRAIN_STEPS=2", "--gin.BATCH_SIZE=2", "--gin.PROMPT_LENGTH=4",
+                  "--gin.MODEL_DIR='rte'", "--tfds_data_dir=tfds"], cwd=elsewhere, env=env)
+    assert train.returncode == 0, train.stderr[-3000:]
+    assert "dev score at step 2" in train.stdout
