@@ -73,7 +73,7 @@ def apply_data_flags(values: flags.FlagValues) -> None:
     if values.seqio_additional_cache_dirs:
         from prompt_tuning import paths  # pylint: disable=import-outside-toplevel
         from prompt_tuning.data.tensorflow_quiet import seqio  # pylint: disable=import-outside-toplevel
-        seqio.add_global_cache_dirs([paths.resolve(d) for d in values.seqio_additional_cache_dirs])
+        seqio.set_global_cache_dirs([paths.resolve(d) for d in values.seqio_additional_cache_dirs])
 
 
 def rewrite_gin_args(argv: Sequence[str]) -> list[str]:

@@ -305,3 +305,15 @@ def test_tensorflow_prints_nothing_at_start():
 @pytest.mark.parametrize("module", [TRAIN, EVAL, INFER, SCORE])
 def test_multi_host_flag_mistakes(tmp_path, module, flags, line):
     refused(module, flags, 2, line, str(tmp_path))
+
+
+def test_use_cached_tasks_without_a_seqio_cache(tmp_path):
+    # T5X's USE_CACHED_TASKS=True reads the tasks' offline seqio cache; there is none here.
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    model_dir = tmp_path / "new" / "run"
+    refused(TRAIN, tiny_run.train_flags(str(model_dir)) + [
+        "--gin.USE_CACHED_TASKS=True", f"--seqio_additional_cache_dirs={cache}"], 1,
+        f"Task 'taskless_builtin_topic' has no seqio cache (USE_CACHED_TASKS=True) in "
+        f"['{cache}']: build one with seqio's cache_tasks_main and name its directory with "
+        "--seqio_additional_cache_dirs, or set USE_CACHED_TASKS=False.", str(tmp_path / "new"))
