@@ -21,7 +21,8 @@ from tests.launch.tiny_run import EMBED_DIM, PROMPT_LENGTH, TRAIN_STEPS
 TRAIN, EVAL, INFER = "prompt_tuning.train", "prompt_tuning.eval", "prompt_tuning.infer"
 EXPORT, SCORE, DEMO = "prompt_tuning.export_prompt", "prompt_tuning.score", "prompt_tuning.demo"
 ALL_COMMANDS = [TRAIN, EVAL, INFER, EXPORT, SCORE, DEMO, "prompt_tuning.convert_checkpoint",
-                "prompt_tuning.show_tasks", "prompt_tuning.prepare_data"]
+                "prompt_tuning.show_tasks", "prompt_tuning.prepare_data",
+                "prompt_tuning.inspect_prompt"]
 
 
 @pytest.fixture(scope="module")
