@@ -10,9 +10,9 @@ from prompt_tuning.runtime.frozen_model import FrozenModel, ModelConfig, load_fr
 from prompt_tuning.runtime.placement import Placement
 from prompt_tuning.runtime.prompted_model import (check_prompt_width, init_prompt,
                                                   model_for_training, with_prompt,
-                                                  without_prompt)
+                                                  with_prompts, without_prompt)
 
 __all__ = ["EvalConfig", "FrozenModel", "ModelConfig", "Placement", "check_prompt_width",
            "init_prompt",
            "load_frozen_model", "logits", "make_score_step", "model_for_training",
-           "token_log_probs", "with_prompt", "without_prompt"]
+           "token_log_probs", "with_prompt", "with_prompts", "without_prompt"]

@@ -3,7 +3,7 @@ initializer) or for using one (a prompt array from a file, a run or a checkpoint
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
@@ -12,6 +12,8 @@ import numpy as np
 from prompt_tuning import errors
 from prompt_tuning.model import Transformer
 from prompt_tuning.prompts import Prompt, PromptConfig, PromptTable, seam
+from prompt_tuning.prompts.bank import PromptBank
+from prompt_tuning.prompts.padded_table import PaddedPromptTable
 from prompt_tuning.runtime.frozen_model import FrozenModel
 
 PyTree = Any
@@ -59,6 +61,19 @@ def with_prompt(frozen: FrozenModel, prompt: np.ndarray, source: str = "the prom
                 else PromptTable(int(prompt.shape[0]), int(prompt.shape[1])))
     return (seam.prompted_model(frozen.config, combiner),
             seam.with_prompt(frozen.params, prompt))
+
+
+def with_prompts(frozen: FrozenModel, bank: PromptBank, capacity: Optional[int] = None,
+                 length: Optional[int] = None) -> tuple[Transformer, PyTree]:
+    """(model, params) that serve every prompt of `bank` in one batch: each example picks its
+    prompt with `prompt_ids` (`bank.ids(names)`); prompts of different lengths are padded
+    (`PaddedPromptTable`). `capacity`, `length`: see `PromptBank.table`."""
+    if bank.width != frozen.config.emb_dim:
+        raise errors.PromptFileError(f"The prompts are {bank.width} wide; the model's embeddings "
+                                     f"are {frozen.config.emb_dim}.")
+    values, lengths = bank.table(capacity, length)
+    return (seam.prompted_model(frozen.config, PaddedPromptTable(lengths, values.shape[1])),
+            seam.with_prompt(frozen.params, values))
 
 
 def without_prompt(frozen: FrozenModel) -> tuple[Transformer, PyTree]:
