@@ -3,7 +3,7 @@
 Every factory is a plain top-level function with keyword arguments, so gin can configure it
 (`PromptConfig.init = @initializers.from_sampled_vocab`), and every initializer it returns has
 Flax's signature `init(rng, shape, dtype=jnp.float32) -> [prompt_length, embed]`. Initializers
-compose: the class-label and text initializers fill the rows they cannot fill from another
+compose: the class-label, text and file initializers fill the rows they cannot fill from another
 initializer (`fallback`).
 
 `embedding` arguments are the frozen model's token embedding table `[vocab, embed]`, either an
@@ -16,6 +16,7 @@ the initializers are deterministic given `rng` and work under
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, Callable, Optional, Sequence, Union
 
 import jax
@@ -250,19 +251,35 @@ def from_array(array: Array) -> Initializer:
     return init
 
 
-def from_file(path: str) -> Initializer:
-    """A saved prompt: `.npy` [P, embed], a PEFT adapter (dir or .safetensors), or our export.
+def from_file(path: str, embedding: Embedding,
+              fallback: Optional[Initializer] = None) -> Initializer:
+    """A saved prompt: `.npy` [P_file, embed], a PEFT adapter (dir or .safetensors), or our export.
 
-    The file is read when the prompt is initialised, with that P and embed, so a PEFT adapter
-    saved with 2P rows (encoder and decoder copies) gives its first P rows. See
-    `prompt_tuning.prompts.files.read_prompt`.
+    The file is read when the prompt is initialised; its width must be the model's. Its P_file
+    may differ from the prompt's P (transfer from another task's prompt, SPoT-style):
+    - P == P_file: the file's rows, exactly (bit for bit).
+    - P < P_file: the file's first P rows, rows [0, P); the rest are dropped.
+    - P > P_file: the file's rows first, then rows [P_file, P) of `fallback` (default:
+      `from_sampled_vocab(embedding)`, the paper's sampled vocabulary), which is called with
+      the full shape and whose first P_file rows are replaced, as `from_class_labels` does.
+    When P differs, one `note:` line on stderr (process 0) says which.
 
-    gin:
+    A PEFT adapter saved with 2P rows (encoder and decoder copies) gives its P encoder rows;
+    see `prompt_tuning.prompts.files.read_prompt`.
+
+    gin (the embedding is filled in from the frozen model by `PromptConfig.initializer`):
       PromptConfig.init = @initializers.from_file
       initializers.from_file.path = '/prompts/rte.npy'
+      initializers.from_file.fallback = @initializers.random_uniform()   # optional
+
+    Args:
+      path: the prompt file or directory.
+      embedding: [vocab, embed] table, or a zero-argument callable returning it (only the
+        default fallback reads it, and only when P > P_file).
+      fallback: initializer for the rows past the file's.
 
     Returns:
-      init(rng, shape [P, embed], dtype) -> [P, embed] (rng unused).
+      init(rng, shape [P, embed], dtype) -> [P, embed] (rng only used by the fallback).
     """
     from prompt_tuning import errors, paths  # pylint: disable=import-outside-toplevel
 
@@ -274,7 +291,32 @@ def from_file(path: str) -> Initializer:
         from prompt_tuning.prompts import files  # pylint: disable=import-outside-toplevel
 
         length, embed = check_shape(shape, "from_file")
-        value = files.read_prompt(path, prompt_length=length, embed_dim=embed)
-        return from_array(value)(rng, shape, dtype)
+        value = files.read_prompt(path, embed_dim=embed)  # [P_file, embed]; any P_file
+        rest = fallback or from_sampled_vocab(embedding)
+        if value.shape[0] != length:
+            _note(_resize_note(path, value.shape[0], length, rest))
+        rows = jnp.asarray(value[:length])  # [min(P_file, P), embed]
+        return _with_fallback(rows, rest, rng, (length, embed), dtype)
 
     return init
+
+
+def _resize_note(path: str, file_rows: int, length: int, fallback: Initializer) -> str:
+    """What a prompt of `length` rows takes from a file of `file_rows` rows, in one line."""
+    if length < file_rows:
+        return (f"prompt file {path} has {file_rows} rows; PROMPT_LENGTH={length} keeps the "
+                f"first {length}.")
+    return (f"prompt file {path} has {file_rows} rows; PROMPT_LENGTH={length} keeps them first "
+            f"and adds {length - file_rows} rows from {_name(fallback)}.")
+
+
+def _name(init: Initializer) -> str:
+    """`from_sampled_vocab` for the initializer a factory of that name returned."""
+    qualname = getattr(init, "__qualname__", None)
+    return qualname.split(".")[0] if isinstance(qualname, str) else repr(init)
+
+
+def _note(message: str) -> None:
+    """One `note:` line on stderr, from process 0 only (as the training loop's notes)."""
+    if jax.process_index() == 0:
+        print(f"note: {message}", file=sys.stderr, flush=True)

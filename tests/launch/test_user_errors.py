@@ -142,8 +142,10 @@ def test_vocabulary_that_is_not_the_tasks(tmp_path):
                 "tokenizes 'inputs' with another vocabulary")
 
 
-@pytest.mark.parametrize("shape", [(PROMPT_LENGTH, 32), (PROMPT_LENGTH + 3, EMBED_DIM)])
-def test_train_from_prompt_file_of_the_wrong_shape(tmp_path, shape):
+@pytest.mark.parametrize("shape", [(PROMPT_LENGTH, 32), (PROMPT_LENGTH + 3, 32)])
+def test_train_from_prompt_file_of_the_wrong_width(tmp_path, shape):
+    # Another length is transfer (rows kept or added, tests/prompts/test_transfer.py); another
+    # width cannot fit the model.
     prompt = tmp_path / "prompt.npy"
     np.save(prompt, np.zeros(shape, np.float32))
     flags = ["--gin_file=prompts/from_file.gin", f"--gin.PROMPT_FILE='{prompt}'"]

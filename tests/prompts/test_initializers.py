@@ -163,15 +163,16 @@ def test_from_array_and_from_file(tmp_path):
     np.testing.assert_array_equal(_jit_init(initializers.from_array(value), (5, EMBED)), value)
     path = tmp_path / "prompt.npy"
     np.save(path, value)
-    np.testing.assert_array_equal(_jit_init(initializers.from_file(str(path)), (5, EMBED)), value)
+    table = _identifiable_table(20)
+    np.testing.assert_array_equal(_jit_init(initializers.from_file(str(path), table), (5, EMBED)),
+                                  value)
+    # from_array is exact; from_file may change the length (tests/prompts/test_transfer.py).
     with pytest.raises(ValueError, match=r"expected a prompt of shape \(4, 8\), got \(5, 8\)"):
         initializers.from_array(value)(jax.random.key(0), (4, EMBED))
-    with pytest.raises(ValueError, match=r"expected a prompt of shape \(4, 8\), got \(5, 8\)"):
-        initializers.from_file(str(path))(jax.random.key(0), (4, EMBED))
     with pytest.raises(ValueError, match="dtype must be floating, got int64"):
         initializers.from_array(np.zeros((5, EMBED), np.int64))
     with pytest.raises(ValueError, match="no prompt file"):
-        initializers.from_file(str(tmp_path / "missing.npy"))
+        initializers.from_file(str(tmp_path / "missing.npy"), table)
 
 
 def test_transformer_prompt_takes_an_initializer():
