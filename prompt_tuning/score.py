@@ -2,6 +2,7 @@ r"""Scores targets given inputs with a frozen T5 (and optionally a prompt), like
 
   python -m prompt_tuning.score --checkpoint=PATH --inputs=in.jsonl --output=out.jsonl \
       [--vocab=sentencepiece.model] [--prompt=prompt.npy|PEFT_DIR] [--batch_size=16]
+  python -m prompt_tuning.score ... --prompt=rte=rte.npy --prompt=sst2=sst2.npy  # many prompts
 
 --checkpoint is any supported format: a T5X checkpoint (legacy msgpack + zarr, or orbax), our
 orbax format, a Hugging Face T5 1.1 directory, or `builtin:tiny_t5`. Each input line is
@@ -13,7 +14,10 @@ package; EOS appended). Each output line, in input order, is
 --prompt is a `[P, d]` float `.npy` file, a PEFT prompt-tuning adapter directory, or our
 export directory; it is prepended to the encoder inputs, as PEFT's `PeftModelForSeq2SeqLM` does.
 Without --prompt, a prompt stored in the checkpoint (a prompt-tuning checkpoint) is used, as
-T5X would; --nouse_checkpoint_prompt scores the frozen model alone.
+T5X would; --nouse_checkpoint_prompt scores the frozen model alone. With named prompts
+(--prompt=NAME=PATH, repeatable), each input line picks one with a "prompt": NAME field (it may
+be left out when only one is given); batches mix prompts of any lengths, and every example scores
+as it would with its prompt alone.
 
 Every mistake ends as one `error: ...` line (exit 2 for a wrong command line, 1 otherwise),
 before anything is written; the output appears complete or not at all.
@@ -23,7 +27,8 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Sequence
+import os
+from typing import Any, Optional, Sequence
 
 from absl import flags
 
@@ -39,8 +44,9 @@ def define_flags(values: flags.FlagValues) -> None:
     flags.DEFINE_string("output", None, "JSONL file to write.", flag_values=values)
     flags.DEFINE_string("vocab", None, "SentencePiece model for text inputs/targets (default: "
                         "the shipped T5 vocabulary).", flag_values=values)
-    flags.DEFINE_string("prompt", None, "a prompt: .npy [P, d], PEFT adapter dir, or our export.",
-                        flag_values=values)
+    flags.DEFINE_multi_string("prompt", [], "a prompt: .npy [P, d], PEFT adapter dir, or our "
+                              "export; NAME=PATH (repeatable) names it, and each input line's "
+                              "'prompt' field picks one.", flag_values=values)
     flags.DEFINE_integer("batch_size", 16, "examples per forward pass.", flag_values=values)
     flags.DEFINE_bool("use_checkpoint_prompt", True, "without --prompt, score with the prompt "
                       "stored in the checkpoint, if any.", flag_values=values)
@@ -66,11 +72,12 @@ def main(argv: Sequence[str]) -> None:
     vocabulary = functools.lru_cache(None)(lambda: vocab.get_vocabulary(values.vocab))
     if values.vocab:
         vocabulary()
+    unnamed, named = parse_prompt_flags(values.prompt)
     examples = scoring.read_examples(paths.resolve(values.inputs), vocabulary)
-    given_prompt = None
-    if values.prompt:
-        from prompt_tuning.prompts import files  # pylint: disable=import-outside-toplevel
-        given_prompt = files.read_prompt(values.prompt)
+    examples = assign_prompts(examples, named)
+    from prompt_tuning.prompts import files  # pylint: disable=import-outside-toplevel
+    given_prompt = files.read_prompt(unnamed) if unnamed else None
+    read = {name: files.read_prompt(path) for name, path in named.items()}
     from prompt_tuning.partitioning import PartitioningConfig  # pylint: disable=import-outside-toplevel
     placement = runtime.Placement.of(PartitioningConfig(num_partitions=values.num_partitions))
     placement.check_batch_size(values.batch_size)
@@ -81,14 +88,67 @@ def main(argv: Sequence[str]) -> None:
         vocab.check_vocab_fits(vocabulary(), frozen.config.vocab_size)
     scoring.check_ids_fit(examples, frozen.config.vocab_size)
     if given_prompt is not None:
-        runtime.check_prompt_width(given_prompt, frozen, values.prompt)
-    prompt = scoring.choose_prompt(given_prompt, values.prompt, frozen,
-                                   values.use_checkpoint_prompt)
+        runtime.check_prompt_width(given_prompt, frozen, unnamed)
+    bank, prompt = None, None
+    if named:
+        from prompt_tuning.prompts import PromptBank  # pylint: disable=import-outside-toplevel
+        bank = PromptBank(frozen.config.emb_dim)
+        for name, value in read.items():
+            bank.add(name, value, named[name])
+    else:
+        prompt = scoring.choose_prompt(given_prompt, unnamed, frozen,
+                                       values.use_checkpoint_prompt)
     results = scoring.score_examples(frozen, examples, prompt, values.batch_size, placement,
-                                     shardings)
+                                     shardings, bank)
     if placement.is_primary:
         atomic_write.write_text_atomically(output, "".join(json.dumps(r) + "\n" for r in results))
     print(f"scored {len(results)} examples -> {output}")
+
+
+def parse_prompt_flags(specs: Sequence[str]) -> tuple[Optional[str], dict[str, str]]:
+    """(the one unnamed prompt path or None, {name: path}) from --prompt values.
+
+    `NAME=PATH` names a prompt, unless the whole value is an existing path (a file name may hold
+    '='); a bare PATH is today's single prompt and must then be the only --prompt.
+    """
+    unnamed, named = [], {}
+    for spec in specs:
+        resolved = paths.resolve(spec)
+        if "=" in spec and not os.path.exists(resolved):
+            name, path = spec.split("=", 1)
+            if not name.strip() or not path:
+                raise errors.UsageError(f"--prompt={spec}: expected NAME=PATH or PATH.")
+            if name in named:
+                raise errors.UsageError(f"--prompt names {name!r} twice.")
+            named[name] = paths.resolve(path)
+        else:
+            unnamed.append(resolved)
+    if unnamed and (named or len(unnamed) > 1):
+        raise errors.UsageError("several prompts must be named: --prompt=NAME=PATH for each, and "
+                                "a 'prompt': NAME field on each input line.")
+    return (unnamed[0] if unnamed else None), named
+
+
+def assign_prompts(examples: Sequence[Any], named: dict[str, str]) -> list[Any]:
+    """Each example's prompt name, checked against the named prompts (one alone is the
+    default for lines without a 'prompt' field)."""
+    out = []
+    for example in examples:
+        name = example.prompt
+        if name is None and len(named) == 1:
+            name = next(iter(named))
+        if named and name is None:
+            raise errors.UserError(f"--inputs line {example.line}: no 'prompt' field; with "
+                                   f"several prompts each line names one of {sorted(named)}.")
+        if name is not None and name not in named:
+            from prompt_tuning.prompts.bank import unknown_prompt_message  # pylint: disable=import-outside-toplevel
+            known = list(named)
+            raise errors.UserError(f"--inputs line {example.line}: "
+                                   + (unknown_prompt_message(name, known) if known else
+                                      f"names prompt {name!r}, but no --prompt=NAME=PATH was "
+                                      "given."))
+        out.append(example._replace(prompt=name))
+    return out
 
 
 if __name__ == "__main__":

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 from prompt_tuning import errors
 
 
 class Example(NamedTuple):
-    """One input line: token ids of the inputs and targets, and its line number (for errors)."""
+    """One input line: token ids of the inputs and targets, its line number (for errors), and
+    the name of its prompt (a `"prompt"` field; None: the one prompt, if any)."""
 
     inputs: list[int]
     targets: list[int]
     line: int = 0
+    prompt: Optional[str] = None
 
 
 def read_examples(path: str, vocabulary: Callable[[], Any]) -> list[Example]:
@@ -44,11 +46,14 @@ def _parse_line(line: str, where: str, vocabulary: Callable[[], Any], number: in
         raise errors.UserError(f"{where}: not valid JSON ({e}).") from e
     if not isinstance(record, dict) or "inputs" not in record or "targets" not in record:
         raise errors.UserError(f"{where}: expected a JSON object with 'inputs' and 'targets'.")
-    return Example(_ids(record["inputs"], vocabulary, f"{where}: inputs"),
-                   _ids(record["targets"], vocabulary, f"{where}: targets"), number)
+    prompt = record.get("prompt")
+    if prompt is not None and (not isinstance(prompt, str) or not prompt):
+        raise errors.UserError(f"{where}: 'prompt' must be the name of a prompt, got {prompt!r}.")
+    return Example(token_ids(record["inputs"], vocabulary, f"{where}: inputs"),
+                   token_ids(record["targets"], vocabulary, f"{where}: targets"), number, prompt)
 
 
-def _ids(value: Any, vocabulary: Callable[[], Any], where: str) -> list[int]:
+def token_ids(value: Any, vocabulary: Callable[[], Any], where: str) -> list[int]:
     """Token ids of text (tokenized, EOS appended) or of a list of ids (kept as given)."""
     if isinstance(value, str):
         vocab = vocabulary()

@@ -8,6 +8,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from prompt_tuning import runtime
+from prompt_tuning.prompts.bank import PromptBank
 from prompt_tuning.scoring.batches import chunks, make_batch
 from prompt_tuning.scoring.examples import Example, check_ids_fit
 
@@ -29,8 +30,8 @@ def choose_prompt(given: Optional[np.ndarray], given_path: Optional[str],
 
 def score_examples(frozen: runtime.FrozenModel, examples: Sequence[Example],
                    prompt: Optional[np.ndarray] = None, batch_size: int = 16,
-                   placement: Optional[runtime.Placement] = None, shardings: Any = None
-                   ) -> list[dict[str, Any]]:
+                   placement: Optional[runtime.Placement] = None, shardings: Any = None,
+                   bank: Optional[PromptBank] = None) -> list[dict[str, Any]]:
     """`[{"log_likelihood": float, "token_log_probs": [float per target token]}]`, in order.
 
     Args:
@@ -40,12 +41,17 @@ def score_examples(frozen: runtime.FrozenModel, examples: Sequence[Example],
       batch_size: examples per forward pass; the last batch is padded to it.
       placement, shardings: the mesh the frozen model was read onto and its shardings
         (`Placement.load_frozen`); None: one device.
+      bank: named prompts; each example's `prompt` names its own, and a batch mixes them
+        (instead of `prompt`).
     """
     import jax  # pylint: disable=import-outside-toplevel
 
     examples = [e if isinstance(e, Example) else Example(*e) for e in examples]
     check_ids_fit(examples, frozen.config.vocab_size)
-    if prompt is None:
+    if bank is not None:
+        model, params = runtime.with_prompts(frozen, bank)
+        ids = bank.ids([e.prompt for e in examples])  # an unknown name fails before any work
+    elif prompt is None:
         model, params = runtime.without_prompt(frozen)
     else:
         model, params = runtime.with_prompt(frozen, prompt, "--prompt")
@@ -61,8 +67,12 @@ def score_examples(frozen: runtime.FrozenModel, examples: Sequence[Example],
         score = placement.jit_predict(step, shardings)
         run = lambda batch: placement.fetch(score(params, placement.put_batch(batch)))  # noqa: E731
     results = []
-    for chunk in chunks(examples, batch_size):
-        out = run(make_batch(chunk, batch_size))
+    for start, chunk in zip(range(0, len(examples), batch_size), chunks(examples, batch_size)):
+        batch = make_batch(chunk, batch_size)
+        if bank is not None:  # padding rows use prompt 0; their scores are dropped
+            batch["prompt_ids"] = np.pad(ids[start:start + len(chunk)],
+                                         (0, batch_size - len(chunk)))
+        out = run(batch)
         for i, example in enumerate(chunk):
             n = len(example.targets)
             results.append({"log_likelihood": float(out["log_likelihood"][i]),

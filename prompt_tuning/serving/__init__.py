@@ -1,0 +1,6 @@
+"""Serving one frozen model with many prompts: the Python API (`MultiPromptModel`), the dynamic
+batcher that mixes prompts in one batch, and the HTTP app (`python -m prompt_tuning.serve`)."""
+
+from prompt_tuning.serving.engine import MultiPromptModel
+
+__all__ = ["MultiPromptModel"]
