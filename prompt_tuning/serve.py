@@ -61,7 +61,9 @@ def main(argv: Sequence[str]) -> None:
         raise errors.UsageError("--max_batch must be >= 1 and --max_wait_ms >= 0.")
     prompts = parse_prompts(values.prompt)
     # pylint: disable=import-outside-toplevel
+    import signal
     import socket
+    import sys
 
     import uvicorn
 
@@ -82,6 +84,10 @@ def main(argv: Sequence[str]) -> None:
     config = uvicorn.Config(app, host=values.host, port=values.port, log_level="warning",
                             access_log=False)
     server = uvicorn.Server(config)
+    # uvicorn stops gracefully on SIGINT/SIGTERM, then re-raises the signal under the handlers
+    # it found: these make that re-raise a clean exit (0), as stopping a server is no error.
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, lambda *_: sys.exit(0))
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((values.host, values.port))

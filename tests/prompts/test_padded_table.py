@@ -66,7 +66,7 @@ def test_mixed_batch_scores_equal_each_prompt_alone(frozen, placement):
         alone_model, alone_params = _single(frozen, bank.get(name), placement)
         # The same row, padded as in the mixed batch (a suffix prompt sits after the padding).
         row = {k: v[i:i + 1] for k, v in batch.items() if k != "prompt_ids"}
-        alone = runtime.make_score_step(alone_model)(alone_params, row)
+        alone = jax.jit(runtime.make_score_step(alone_model))(alone_params, row)
         np.testing.assert_allclose(mixed["log_likelihood"][i], alone["log_likelihood"][0],
                                    atol=2e-5, rtol=0)
         n = len(example.targets)
@@ -87,8 +87,7 @@ def test_mixed_batch_generates_what_each_prompt_generates_alone(frozen):
     outputs = set()
     for i, name in enumerate(NAMES):
         alone_model, alone_params = _single(frozen, bank.get(name), placements.prefix)
-        alone = np.asarray(decoding.generate(alone_model, alone_params, tokens[i:i + 1], greedy,
-                                             6, 1))
+        alone = np.asarray(generate(alone_model, alone_params, tokens[i:i + 1]))
         np.testing.assert_array_equal(mixed[i], alone[0])
         outputs.add(tuple(alone[0]))
     assert len(outputs) > 1
