@@ -40,6 +40,9 @@ _OPTIMIZER = "optim.AdafactorConfig"
 _DATASET_FIELDS = ("mixture_or_task_name", "task_feature_lengths", "split", "batch_size",
                    "shuffle", "seed", "use_cached", "pack")
 _EVAL_FIELDS = ("mixture_or_task_name", "split", "batch_size", "use_cached")
+_PARTITIONING_FIELDS = ("num_partitions", "model_parallel_submesh", "mesh_shape",
+                        "activation_partitioning_dims", "parameter_partitioning_dims",
+                        "additional_rules", "logical_axis_rules")
 
 
 def _same(*names: str) -> dict[str, str]:
@@ -59,10 +62,11 @@ _RENAMES: dict[tuple[str, str], dict[str, tuple[str, Mapping[str, str]]]] = {
     },
     ("train", "utils.DatasetConfig"): {"train": (_DATASET, _same(*_DATASET_FIELDS))},
     ("infer_eval", "utils.DatasetConfig"): {"train": (_EVAL, _same(*_EVAL_FIELDS))},
+    # Our PartitioningConfig is these classes (aliases), so all its settings go under them.
     ("", "partitioning.PjitPartitioner"): _all_commands(_PARTITIONING, _same(
-        "num_partitions", "model_parallel_submesh", "logical_axis_rules")),
+        *_PARTITIONING_FIELDS)),
     ("", "partitioning.ModelBasedPjitPartitioner"): _all_commands(_PARTITIONING, _same(
-        "num_partitions", "model_parallel_submesh", "logical_axis_rules")),
+        *_PARTITIONING_FIELDS)),
     ("", "partitioning.standard_logical_axis_rules"): _all_commands(_PARTITIONING, _same(
         "activation_partitioning_dims", "parameter_partitioning_dims", "additional_rules")),
     ("", "utils.RestoreCheckpointConfig"): _all_commands(

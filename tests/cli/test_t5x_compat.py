@@ -80,6 +80,8 @@ def test_eval_without_any_checkpoint_names_both_macros():
      "partitioning.model_parallel_submesh", (1, 1, 1, 2)),
     ("partitioning.standard_logical_axis_rules.activation_partitioning_dims = 2",
      "partitioning.activation_partitioning_dims", 2),
+    ("partitioning.PjitPartitioner.parameter_partitioning_dims = 2",
+     "partitioning.parameter_partitioning_dims", 2),
 ])
 def test_t5x_train_bindings_set_our_fields(binding, field, value):
     config = _build(TRAIN, TrainConfig, [binding], "train")

@@ -157,7 +157,8 @@ def test_sst2_demo_eval_evaluates_the_released_prompt(tmp_path, tfds_data_dir, b
     assert 0.0 <= results["metrics"][TASK]["accuracy"] <= 100.0
     samples = results["samples"][TASK]["samples"]
     assert "input: sentence: " in samples and "input: sst2" not in samples  # taskless
-    assert raw_archives.EXPECTED["glue/sst2:2.0.0"][2].strip() in samples
+    sentences = raw_archives.EXPECTED["glue/sst2:2.0.0"][2]
+    assert any(sentence.strip() in samples for sentence in sentences)
 
 
 def test_sst2_demo_xxl_compiles_on_the_references_mesh(tmp_path, tfds_data_dir):
