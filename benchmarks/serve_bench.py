@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Benchmark: the server's requests/s and latency percentiles at a few concurrency levels.
+
+Starts `python -m prompt_tuning.serve` on 127.0.0.1 (a free port) with `--checkpoint` (default
+the shipped tiny T5) and 3 prompts of different lengths (random, P = 5, 20, 100), warms the
+shapes up, then for each concurrency level C keeps C requests in flight (a real HTTP client,
+httpx over asyncio) until `--requests` have completed, half /score and half /generate
+(`--decode` tokens), the prompts mixed. Prints one JSON line per level: requests/s, p50/p90/p99
+latency in ms, and how many batches the server ran for them (from /health).
+
+  python benchmarks/serve_bench.py [--levels 1,8,32] [--requests 400] [--checkpoint PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEXTS = ["sentence: the soup was cold", "sentence: a long flight home and a short night",
+         "sentence: the band played all night and we loved every minute of it"]
+
+
+def _parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", default="builtin:tiny_t5")
+    p.add_argument("--width", type=int, default=64, help="the model's embedding width")
+    p.add_argument("--levels", default="1,8,32")
+    p.add_argument("--requests", type=int, default=400)
+    p.add_argument("--decode", type=int, default=8)
+    p.add_argument("--max_wait_ms", type=float, default=5.0)
+    return p.parse_args()
+
+
+def _start(args, prompt_dir: str) -> tuple[subprocess.Popen, str]:
+    flags = [f"--prompt=p{n}={prompt_dir}/p{n}.npy" for n in (5, 20, 100)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prompt_tuning.serve", f"--checkpoint={args.checkpoint}",
+         "--port=0", f"--max_wait_ms={args.max_wait_ms}", *flags], cwd=REPO,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    if " on http://" not in line:
+        proc.kill()
+        raise SystemExit(f"the server did not start: {line!r}")
+    return proc, line.split(" on ")[1].strip()
+
+
+def _body(i: int, decode: int) -> tuple[str, dict]:
+    prompt = ["p5", "p20", "p100"][i % 3]
+    text = TEXTS[(i // 3) % len(TEXTS)]
+    if i % 2:
+        return "/generate", {"prompt": prompt, "inputs": text, "max_decode_length": decode}
+    return "/score", {"prompt": prompt, "inputs": text, "targets": "positive"}
+
+
+async def _level(base: str, concurrency: int, total: int, decode: int) -> dict:
+    import httpx
+
+    latencies: list[float] = []
+    next_index = 0
+
+    async with httpx.AsyncClient(base_url=base, timeout=600,
+                                 limits=httpx.Limits(max_connections=concurrency)) as client:
+        before = (await client.get("/health")).json()
+
+        async def worker():
+            nonlocal next_index
+            while next_index < total:
+                index = next_index
+                next_index += 1
+                path, body = _body(index, decode)
+                start = time.perf_counter()
+                response = await client.post(path, json=body)
+                response.raise_for_status()
+                latencies.append(time.perf_counter() - start)
+
+        start = time.perf_counter()
+        await asyncio.gather(*[worker() for _ in range(concurrency)])
+        wall = time.perf_counter() - start
+        after = (await client.get("/health")).json()
+    ms = np.asarray(latencies) * 1000
+    return {"concurrency": concurrency, "requests": total, "requests_per_s": round(total / wall, 1),
+            "p50_ms": round(float(np.percentile(ms, 50)), 1),
+            "p90_ms": round(float(np.percentile(ms, 90)), 1),
+            "p99_ms": round(float(np.percentile(ms, 99)), 1),
+            "batches": after["batches"] - before["batches"]}
+
+
+def main() -> None:
+    args = _parse()
+    with tempfile.TemporaryDirectory() as prompt_dir:
+        rng = np.random.default_rng(0)
+        for n in (5, 20, 100):
+            np.save(f"{prompt_dir}/p{n}.npy",
+                    rng.uniform(-0.5, 0.5, (n, args.width)).astype(np.float32))
+        proc, base = _start(args, prompt_dir)
+        try:
+            levels = [int(c) for c in args.levels.split(",")]
+            # Warm-up: each level once, untimed, so every batch shape it meets is compiled
+            # (a shape's first batch compiles: seconds, once per server).
+            for c in levels:
+                asyncio.run(_level(base, c, args.requests, args.decode))
+            for c in levels:
+                result = asyncio.run(_level(base, c, args.requests, args.decode))
+                result.update(checkpoint=args.checkpoint, decode=args.decode,
+                              max_wait_ms=args.max_wait_ms, loadavg1=os.getloadavg()[0])
+                print(json.dumps(result), flush=True)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    main()
