@@ -48,6 +48,9 @@ def main(argv: Sequence[str]) -> None:
     for task, metrics in result["metrics"].items():
         print(f"{task} ({result['split']}, {result['mode']}): "
               + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
+    for member, scored in result.get("members", {}).items():
+        for task, metrics in scored["metrics"].items():
+            print(f"  {member}: {task} " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
     print(f"prompt: {result['prompt']}")
     print(f"wrote {config.output_dir}/{jobs.RESULTS_FILE}")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from prompt_tuning.evaluation import evaluator as evaluator_lib
 from prompt_tuning.evaluation import predictors
 from prompt_tuning.evaluation.prompt_source import PromptSource
 from prompt_tuning.partitioning import PartitioningConfig
+from prompt_tuning.prompts.bank import PromptBank
 
 RESULTS_FILE = "eval_results.json"
 
@@ -97,18 +98,27 @@ class InferJobConfig:
 
 
 def _prompted_model(model: runtime.ModelConfig, placement: runtime.Placement, task_name: str,
-                    split: str, use_cached: bool, prompt: np.ndarray, source: str,
-                    inputs_length: int):
-    """(frozen model, model, params on their shardings, their shardings); the task, split and
-    lengths are checked before the big read."""
+                    split: str, use_cached: bool, prompt: Union[np.ndarray, PromptBank],
+                    source: str, inputs_length: int):
+    """(frozen model, model, params on their shardings, their shardings) for one prompt `[P, d]`
+    or a bank of them (picked by `prompt_ids`); the task, split and lengths are checked before
+    the big read."""
     from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel
 
-    model.check_input_length(prompt.shape[0], inputs_length)
+    longest = (max(prompt.get(n).shape[0] for n in prompt.names)
+               if isinstance(prompt, PromptBank) else prompt.shape[0])
+    model.check_input_length(longest, inputs_length)
     tasks.check_split(task_name, split)  # fails fast, before the checkpoint is read
     tasks.check_prepared(task_name, split, use_cached)
     frozen, shardings = placement.load_frozen(model)
     tasks.check_vocabulary(task_name, frozen.vocabulary)
-    net, params = runtime.with_prompt(frozen, prompt, source)
+    if isinstance(prompt, PromptBank):
+        if prompt.width != frozen.config.emb_dim:
+            raise errors.PromptFileError(f"{source}: the prompts are {prompt.width} wide; the "
+                                         f"model's embeddings are {frozen.config.emb_dim}.")
+        net, params = runtime.with_prompts(frozen, prompt)
+    else:
+        net, params = runtime.with_prompt(frozen, prompt, source)
     prompt_part = {seam.SCOPE: params[seam.SCOPE]}
     shardings = placement.with_replicated(shardings, prompt_part)
     params = {**params, **placement.place(prompt_part, {seam.SCOPE: shardings[seam.SCOPE]})}
@@ -116,7 +126,10 @@ def _prompted_model(model: runtime.ModelConfig, placement: runtime.Placement, ta
 
 
 def evaluate(config: EvalJobConfig) -> dict[str, Any]:
-    """Evaluates the prompt; writes and returns `{prompt, split, mode, metrics, score}`."""
+    """Evaluates the prompt; writes and returns `{prompt, split, mode, metrics, score}` (and,
+    for an ensemble, `members`: each prompt's metrics and score)."""
+    if config.prompt.ensemble_files is not None:
+        return evaluate_ensemble(config)
     prompt, source = config.prompt.load()
     evaluation = config.evaluation
     placement = runtime.Placement.of(config.partitioning)
@@ -131,6 +144,49 @@ def evaluate(config: EvalJobConfig) -> dict[str, Any]:
               "metrics": metrics, "score": task_evaluator.selection_score(metrics)}
     if task_evaluator.samples:  # `_examples` tasks: what the model said, to read
         result["samples"] = task_evaluator.samples
+    if placement.is_primary:
+        atomic_write.write_text_atomically(os.path.join(config.output_dir, RESULTS_FILE),
+                                           json.dumps(result, indent=2))
+    return result
+
+
+def evaluate_ensemble(config: EvalJobConfig) -> dict[str, Any]:
+    """Each prompt of ENSEMBLE_PROMPT_FILES and their ensemble, in one batched pass."""
+    from prompt_tuning.evaluation import ensemble  # pylint: disable=import-outside-toplevel
+
+    loaded = config.prompt.load_ensemble()
+    bank = PromptBank(loaded[0][1].shape[1])
+    names = []
+    for path, value in loaded:
+        name = path if path not in names else f"{path} #{len(names) + 1}"
+        bank.add(name, value, path)
+        names.append(name)
+    evaluation = config.evaluation
+    placement = runtime.Placement.of(config.partitioning)
+    placement.check_batch_size(evaluation.batch_size)
+    frozen, net, params, shardings = _prompted_model(
+        config.model, placement, evaluation.mixture_or_task_name, evaluation.split,
+        evaluation.use_cached, bank, "ENSEMBLE_PROMPT_FILES",
+        config.task_feature_lengths["inputs"])
+    lengths = config.task_feature_lengths
+
+    def make_predictor(task):
+        if evaluation.mode == "generate":
+            return ensemble.generation_predictor(net, evaluation.decoding, lengths["targets"],
+                                                 frozen.vocabulary.eos_id, len(names))
+        labels = evaluator_lib.rank_labels(task)
+        return ensemble.rank_predictor(
+            net, predictors.label_targets(frozen.vocabulary, labels, lengths["targets"]),
+            len(names))
+
+    task_evaluator = ensemble.EnsembleEvaluator(names, evaluation, lengths, make_predictor,
+                                                frozen.vocabulary, placement, shardings)
+    metrics = task_evaluator.evaluate(params)
+    members = {name: {"metrics": m, "score": task_evaluator.selection_score(m)}
+               for name, m in task_evaluator.members.items()}
+    result = {"prompt": f"ensemble of {len(names)}", "split": evaluation.split,
+              "mode": evaluation.describe(), "metrics": metrics,
+              "score": task_evaluator.selection_score(metrics), "members": members}
     if placement.is_primary:
         atomic_write.write_text_atomically(os.path.join(config.output_dir, RESULTS_FILE),
                                            json.dumps(result, indent=2))

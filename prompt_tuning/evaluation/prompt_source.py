@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
@@ -12,20 +12,24 @@ from prompt_tuning import errors, paths
 
 @dataclasses.dataclass(frozen=True)
 class PromptSource:
-    """One of: `prompt_file` (PROMPT_FILE: `.npy`, PEFT adapter, our export), or `model_dir`
-    (MODEL_DIR: a run) and its `step` (CHECKPOINT_STEP: 'best', 'latest' or a number)."""
+    """One of: `prompt_file` (PROMPT_FILE: `.npy`, PEFT adapter, our export), `model_dir`
+    (MODEL_DIR: a run) and its `step` (CHECKPOINT_STEP: 'best', 'latest' or a number), or
+    `ensemble_files` (ENSEMBLE_PROMPT_FILES: prompt files evaluated together, eval only)."""
 
     prompt_file: Optional[str] = None
     model_dir: Optional[str] = None
     step: Union[str, int] = "best"
+    ensemble_files: Optional[Sequence[str]] = None
 
     def __post_init__(self):
         from prompt_tuning.export import check_step  # pylint: disable=import-outside-toplevel
 
-        if self.prompt_file and self.model_dir:
+        if self.ensemble_files is not None:
+            self._check_ensemble()
+        elif self.prompt_file and self.model_dir:
             raise errors.UsageError("give PROMPT_FILE (an exported prompt) or MODEL_DIR (a run), "
                                     "not both.")
-        if not self.prompt_file and not self.model_dir:
+        elif not self.prompt_file and not self.model_dir:
             raise errors.UsageError("No prompt: set PROMPT_FILE (an exported prompt) or "
                                     "MODEL_DIR (a run).")
         for name in ("prompt_file", "model_dir"):
@@ -34,6 +38,25 @@ class PromptSource:
                 raise errors.UsageError(f"{name.upper()} must be a path, got {value!r}.")
             object.__setattr__(self, name, paths.resolve(value) or None)
         object.__setattr__(self, "step", check_step(self.step))
+
+    def _check_ensemble(self) -> None:
+        files = self.ensemble_files
+        if isinstance(files, str) or not isinstance(files, (list, tuple)) or not all(
+                isinstance(f, str) and f for f in files):
+            raise errors.UsageError(f"ENSEMBLE_PROMPT_FILES must be a list of prompt files, got "
+                                    f"{files!r}.")
+        if not files:
+            raise errors.UsageError("ENSEMBLE_PROMPT_FILES is empty: give the prompt files to "
+                                    "ensemble, e.g. ['a.npy', 'b.npy', 'c.npy'].")
+        if self.prompt_file or self.model_dir:
+            raise errors.UsageError("give ENSEMBLE_PROMPT_FILES, or PROMPT_FILE or MODEL_DIR, "
+                                    "not both.")
+        object.__setattr__(self, "ensemble_files", tuple(paths.resolve(f) for f in files))
+
+    def load_ensemble(self) -> list[tuple[str, np.ndarray]]:
+        """[(name, [P, d] float32)] of ENSEMBLE_PROMPT_FILES; a name is the file's path."""
+        from prompt_tuning.prompts import files  # pylint: disable=import-outside-toplevel
+        return [(path, files.read_prompt(path)) for path in self.ensemble_files]
 
     def load(self) -> tuple[np.ndarray, str]:
         """([P, d] float32, where it came from, for output lines)."""
