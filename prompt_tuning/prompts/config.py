@@ -33,7 +33,9 @@ class PromptConfig:
         (gin: `PromptConfig.init = @initializers.from_sampled_vocab`). Arguments named
         `embedding` or `vocabulary` that the factory takes and gin left unbound are filled with
         the frozen model's embedding table `[vocab, embed]` and vocabulary. None: U[-0.5, 0.5].
-      placement: where the prompt goes in the encoder input (`prompts.placements`; prefix).
+      placement: where the prompt goes in the encoder input: a name of
+        `placements.PLACEMENTS` ('prefix', the paper's, or 'suffix'; gin: PLACEMENT) or a
+        placement function.
       trainable: regexes over '/'-joined parameter paths that train (default: the prompt only;
         they must include the prompt's own path, `prompt/prompt`).
     """
@@ -50,6 +52,11 @@ class PromptConfig:
         if self.init is not None and not callable(self.init):
             raise errors.UsageError(f"PromptConfig.init must be an initializer factory such as "
                                     f"@initializers.random_uniform, got {self.init!r}.")
+        if isinstance(self.placement, str):
+            if self.placement not in placements.PLACEMENTS:
+                raise errors.UsageError(f"PLACEMENT must be one of {sorted(placements.PLACEMENTS)}"
+                                        f" (or a placement function), got {self.placement!r}.")
+            object.__setattr__(self, "placement", placements.PLACEMENTS[self.placement])
         if not callable(self.placement):
             raise errors.UsageError(f"PromptConfig.placement must be a placement function such "
                                     f"as @placements.prefix, got {self.placement!r}.")

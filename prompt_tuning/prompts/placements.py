@@ -93,3 +93,8 @@ def _along_length(*parts: tuple[Array, Array]) -> tuple[Array, Array]:
     """(embeddings, mask) pairs joined along the length axis, in order."""
     return (jnp.concatenate([x for x, _ in parts], axis=1),
             jnp.concatenate([m for _, m in parts], axis=1))
+
+
+# The placements by name, for `PLACEMENT = 'suffix'` in gin (a function reference would need a
+# gin file that mentions it before a --gin binding could name it).
+PLACEMENTS = {"prefix": prefix, "suffix": suffix}

@@ -148,3 +148,24 @@ def test_the_largest_sizes_ship_their_memory_settings(size):
     assert config.partitioning.model_parallel_submesh == (4, 4, 1, 2)
     assert config.partitioning.activation_partitioning_dims == 2
     assert config.model.remat_policy == "minimal"
+
+
+@pytest.mark.parametrize("name", ["prefix", "suffix"])
+def test_the_placement_is_chosen_by_name(name):
+    from prompt_tuning.prompts import placements
+
+    config = _build(["models/t5_1_1_tiny_prompt.gin", "prompts/random_uniform.gin",
+                     "runs/prompt_finetune.gin"],
+                    TASK + ["MODEL_DIR = '/runs/x'", "TRAIN_STEPS = 10", f"PLACEMENT = '{name}'"],
+                    TrainConfig)
+    assert config.prompt.placement is getattr(placements, name)
+
+
+def test_an_unknown_placement_name_is_one_line():
+    with pytest.raises(errors.UsageError, match=r"^PLACEMENT must be one of \['prefix', "
+                                                r"'suffix'\] \(or a placement function\), got "
+                                                r"'sufix'\.$"):
+        _build(["models/t5_1_1_tiny_prompt.gin", "prompts/random_uniform.gin",
+                "runs/prompt_finetune.gin"],
+               TASK + ["MODEL_DIR = '/runs/x'", "TRAIN_STEPS = 10", "PLACEMENT = 'sufix'"],
+               TrainConfig)
