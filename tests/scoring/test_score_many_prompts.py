@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tests.launch import runner
+from tests.prompts import random_prompts
 
 MODULE = "prompt_tuning.score"
 CHECKPOINT = "builtin:tiny_t5"
@@ -24,14 +25,7 @@ LINES = [("long", "sentence: the soup was cold", "food"),
 
 @pytest.fixture(scope="module")
 def prompts(tmp_path_factory) -> dict[str, str]:
-    directory = tmp_path_factory.mktemp("prompts")
-    rng = np.random.default_rng(0)
-    out = {}
-    for name, length in LENGTHS.items():
-        path = directory / f"{name}.npy"
-        np.save(path, rng.uniform(-0.5, 0.5, (length, 64)).astype(np.float32))
-        out[name] = str(path)
-    return out
+    return random_prompts.write(str(tmp_path_factory.mktemp("prompts")), LENGTHS)
 
 
 def _write(path, lines, with_names=True) -> str:

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from tests.launch import runner
+from tests.prompts import random_prompts
 
 pytestmark = pytest.mark.slow
 
@@ -32,13 +33,7 @@ NUM_EACH = 120  # score and generate requests each: 240 valid ones
 
 @pytest.fixture(scope="module")
 def prompts(tmp_path_factory) -> dict[str, str]:
-    directory = tmp_path_factory.mktemp("prompts")
-    rng = np.random.default_rng(0)
-    out = {}
-    for name, length in LENGTHS.items():
-        out[name] = str(directory / f"{name}.npy")
-        np.save(out[name], rng.uniform(-0.5, 0.5, (length, 64)).astype(np.float32))
-    return out
+    return random_prompts.write(str(tmp_path_factory.mktemp("prompts")), LENGTHS)
 
 
 def _start(prompts) -> tuple[subprocess.Popen, str]:
