@@ -4,8 +4,8 @@ r"""Exports a trained prompt as `.npy` (+ metadata JSON) or as a PEFT adapter di
       --output=/prompts/rte.npy
   python -m prompt_tuning.export_prompt --prompt=/prompts/rte.npy --format=peft --output=/prompts/rte_peft
 
-From a run (`--model_dir`, `--step` = best (default), latest or a step number) or converting an
-existing prompt file (`--prompt`: .npy, PEFT adapter, or one of our exports). The metadata
+From a run (`--model_dir`, `--step` = best (default), latest or a step number; `--task=NAME`
+for one prompt of a multi-task run) or converting an existing prompt file (`--prompt`: .npy, PEFT adapter, or one of our exports). The metadata
 records the exported step's own dev metric (null for a step that was never evaluated).
 """
 
@@ -28,6 +28,8 @@ def define_flags(values: flags.FlagValues) -> None:
     flags.DEFINE_string("output", None, "output .npy path (npy) or directory (peft).",
                         flag_values=values)
     flags.DEFINE_bool("overwrite", False, "replace an existing output.", flag_values=values)
+    flags.DEFINE_string("task", None, "a multi-task run's task whose prompt to export.",
+                        flag_values=values)
 
 
 def main(argv: Sequence[str]) -> None:
@@ -42,8 +44,10 @@ def main(argv: Sequence[str]) -> None:
         raise errors.UsageError("--output is required.")
     check_step(values.step)
     if values.model_dir:
-        prompt, metadata = prompt_from_run(values.model_dir, values.step)
+        prompt, metadata = prompt_from_run(values.model_dir, values.step, values.task)
     else:
+        if values.task:
+            raise errors.UsageError("--task picks a prompt of a multi-task run (--model_dir).")
         prompt, metadata = prompt_from_file(values.prompt)
     path = export(prompt, metadata, values.format, values.output, values.overwrite)
     metric = metadata.get("dev_metric")

@@ -40,8 +40,15 @@ def run_training(config: Any) -> dict[str, Any]:
     make_evaluator = None
     if config.evaluation is not None:
         lengths = config.train_dataset.task_feature_lengths
+        prompt_index = None
+        if config.train_dataset.prompt_per_task:  # each task is evaluated with its own prompt
+            from prompt_tuning.data import multitask  # pylint: disable=import-outside-toplevel
+            names = multitask.prompt_tasks(config.train_dataset.mixture_or_task_name,
+                                           config.train_dataset.split)
+            prompt_index = {name: i for i, name in enumerate(names)}
         make_evaluator = lambda model, frozen, placement, shardings: task_evaluator(  # noqa: E731
-            config.evaluation, lengths, model, frozen.vocabulary, placement, shardings)
+            config.evaluation, lengths, model, frozen.vocabulary, placement, shardings,
+            prompt_index)
     return loop.train(config, make_evaluator, on_start=gin_config.save_operative_config)
 
 

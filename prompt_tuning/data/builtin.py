@@ -9,6 +9,7 @@ tasks (`sst2 sentence: ...`):
   taskless_builtin_sentiment  `sentence: {sentence}`           -> `negative` | `positive`
   taskless_builtin_topic      `sentence: {sentence}`           -> `food` | ...
   builtin_pretrain            mixture of builtin_sentiment and builtin_topic (equal rates)
+  taskless_builtin_mixture    mixture of the two taskless tasks (multi-task prompt tuning)
 
 Every sentence carries both labels, so without its task name the input does not say which label
 is asked for: the taskless tasks are what a prompt has to learn. The tiny built-in T5
@@ -87,3 +88,7 @@ def register(vocabulary=None) -> None:
                 metric_fns=[metrics.accuracy])
     seqio.MixtureRegistry.add("builtin_pretrain",
                               [(f"builtin_{label_name}", 1.0) for label_name in LABELS])
+    # Multi-task prompt tuning's demo: the same taskless sentences, and only the prompt (one per
+    # task, MULTI_TASK=True) says whether the sentiment or the topic is asked for.
+    seqio.MixtureRegistry.add("taskless_builtin_mixture",
+                              [(f"taskless_builtin_{label_name}", 1.0) for label_name in LABELS])

@@ -35,6 +35,8 @@ class DatasetConfig:
       seed: the data order depends only on this (and the task), so runs are reproducible.
       use_cached: read a seqio cache prepared offline.
       pack: must be False (see the module docstring).
+      prompt_per_task: each example carries `prompt_ids`, its task's index in the mixture
+        (MULTI_TASK: one prompt per task, `data.multitask`).
     """
 
     mixture_or_task_name: str
@@ -45,11 +47,15 @@ class DatasetConfig:
     seed: Optional[int] = 0
     use_cached: bool = False
     pack: bool = False
+    prompt_per_task: bool = False
 
     def __post_init__(self):
         if not isinstance(self.mixture_or_task_name, str) or not self.mixture_or_task_name:
             raise errors.UsageError(f"MIXTURE_OR_TASK_NAME must be a task or mixture name, got "
                                     f"{self.mixture_or_task_name!r}.")
+        if not isinstance(self.prompt_per_task, bool):
+            raise errors.UsageError(f"MULTI_TASK must be True or False, got "
+                                    f"{self.prompt_per_task!r}.")
         if self.pack:
             raise errors.UsageError("Prompt tuning does not pack examples: the prompt is "
                                     "prepended to each example. Set pack=False.")
@@ -86,6 +92,9 @@ def get_dataset(config: DatasetConfig, shard_id: int = 0, num_shards: int = 1,
         raise errors.UsageError(f"batch size {config.batch_size} is not divisible by the "
                                 f"{num_shards} hosts.")
     tasks.get_task_or_mixture(config.mixture_or_task_name)  # a clear error for unknown names
+    if config.prompt_per_task:
+        from prompt_tuning.data import multitask  # pylint: disable=import-outside-toplevel
+        return multitask.get_dataset(config, shard_id, num_shards, num_epochs)
     return seqio.get_dataset(
         config.mixture_or_task_name,
         task_feature_lengths=dict(config.task_feature_lengths),

@@ -145,18 +145,33 @@ def rank_labels(task: Any) -> list[str]:
 
 def task_evaluator(config: EvalConfig, task_feature_lengths: Mapping[str, int],
                    model: Transformer, vocabulary: Any, placement: Optional[Placement] = None,
-                   params_shardings: Any = None) -> TaskEvaluator:
+                   params_shardings: Any = None,
+                   prompt_index: Optional[Mapping[str, int]] = None) -> TaskEvaluator:
     """The evaluator of `config`'s task for `model` (generation or rank classification),
-    on `placement`'s mesh with parameters on `params_shardings` (None: one device)."""
+    on `placement`'s mesh with parameters on `params_shardings` (None: one device).
+    `prompt_index`: {task: its row of the model's prompt table} (a multi-task run)."""
+    if prompt_index is not None:
+        missing = [t.name for t in subtasks(config.mixture_or_task_name)
+                   if t.name not in prompt_index]
+        if missing:
+            raise errors.UsageError(f"task {missing[0]!r} is evaluated but trains no prompt of "
+                                    f"its own (it has no training split); evaluate the "
+                                    f"trained tasks ({sorted(prompt_index)}) with "
+                                    "eval_config.EvalConfig.mixture_or_task_name.")
 
     def make_predictor(task):
         if config.mode == "generate":
-            return predictors.generation_predictor(model, config.decoding,
-                                                   task_feature_lengths["targets"],
-                                                   vocabulary.eos_id)
-        labels = rank_labels(task)
-        return predictors.rank_classification_predictor(
-            model, predictors.label_targets(vocabulary, labels, task_feature_lengths["targets"]))
+            predict = predictors.generation_predictor(model, config.decoding,
+                                                      task_feature_lengths["targets"],
+                                                      vocabulary.eos_id)
+        else:
+            labels = rank_labels(task)
+            predict = predictors.rank_classification_predictor(
+                model, predictors.label_targets(vocabulary, labels,
+                                                task_feature_lengths["targets"]))
+        if prompt_index is None:
+            return predict
+        return predictors.with_prompt_id(predict, prompt_index[task.name])
 
     return TaskEvaluator(config, task_feature_lengths, make_predictor, vocabulary, placement,
                          params_shardings)

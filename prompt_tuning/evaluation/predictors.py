@@ -73,3 +73,14 @@ def rank_classification_predictor(model: Transformer, label_ids: np.ndarray) -> 
         return labels[best]
 
     return predict
+
+
+def with_prompt_id(predict: Predictor, prompt_id: int) -> Predictor:
+    """`predict` with every example using row `prompt_id` of the model's prompt table (a
+    multi-task run's prompt for this task)."""
+
+    def run(params: PyTree, batch: dict) -> jax.Array:
+        rows = batch["encoder_input_tokens"].shape[0]
+        return predict(params, {**batch, PROMPT_IDS: jnp.full((rows,), prompt_id, jnp.int32)})
+
+    return run

@@ -45,10 +45,13 @@ def _own_evaluation(info: dict[str, Any], step: int) -> tuple[Any, Any]:
     return evaluation.get("score"), evaluation.get("metrics")
 
 
-def prompt_from_run(model_dir: str, step: str) -> tuple[np.ndarray, dict[str, Any]]:
+def prompt_from_run(model_dir: str, step: str, task: Optional[str] = None
+                    ) -> tuple[np.ndarray, dict[str, Any]]:
     """The prompt `[P, d]` of a run's checkpoint (`best`, `latest` or a step) and its metadata.
 
     The metadata's dev metric is that step's own, or None if that step was never evaluated.
+    A multi-task run (MULTI_TASK) holds one prompt per task: `task` picks one, and its own dev
+    metrics.
     """
     from prompt_tuning import run_dir  # pylint: disable=import-outside-toplevel
     from prompt_tuning.prompts import files, seam  # pylint: disable=import-outside-toplevel
@@ -67,11 +70,34 @@ def prompt_from_run(model_dir: str, step: str) -> tuple[np.ndarray, dict[str, An
     prompt = np.asarray(params[seam.PATH], np.float32)
     files.check_finite(prompt, f"{model_dir} step {info['step']}")
     score, metrics = _own_evaluation(info, int(info["step"]))
+    task_name = _run_value(run, "task")
+    if prompt.ndim == 3 or task is not None:
+        prompt, task_name, score, metrics = _task_row(run, prompt, task, model_dir, metrics)
     metadata = {"model": _run_value(run, "initial_checkpoint_path"),
                 "prompt_length": int(prompt.shape[0]), "embed_dim": int(prompt.shape[1]),
-                "dtype": "float32", "init": _init_name(model_dir), "task": _run_value(run, "task"),
+                "dtype": "float32", "init": _init_name(model_dir), "task": task_name,
                 "step": int(info["step"]), "dev_metric": score, "dev_metrics": metrics}
     return prompt, metadata
+
+
+def _task_row(run: dict[str, Any], table: np.ndarray, task: Optional[str], model_dir: str,
+              metrics: Optional[dict]) -> tuple[np.ndarray, str, Any, Any]:
+    """(task's prompt [P, d], task, its score, its metrics) of a multi-task run's table."""
+    if table.ndim != 3:
+        raise errors.UsageError(f"--task is for multi-task runs (MULTI_TASK); {model_dir} "
+                                "trained one prompt.")
+    from prompt_tuning.data import multitask  # pylint: disable=import-outside-toplevel
+
+    dataset = run.get("train_dataset") or {}
+    names = multitask.prompt_tasks(dataset.get("mixture_or_task_name"),
+                                   dataset.get("split", "train"))
+    if task is None or task not in names:
+        what = "choose one" if task is None else f"{task!r} is not one of them"
+        raise errors.UserError(f"{model_dir} trained {len(names)} prompts, one per task "
+                               f"({names}): {what} (export_prompt --task=NAME).")
+    own = (metrics or {}).get(task)
+    score = float(np.mean(list(own.values()))) if own else None
+    return table[names.index(task)], task, score, ({task: own} if own else None)
 
 
 def _run_value(run: dict[str, Any], key: str) -> Any:

@@ -2,7 +2,7 @@
 
     PromptConfig.length = %PROMPT_LENGTH
     PromptConfig.init = @initializers.from_class_labels    # a prompts/*.gin file binds this
-    PromptConfig.placement = @placements.prefix
+    PromptConfig.placement = %PLACEMENT                     # 'prefix' | 'suffix'
 
 `combiner(...)` turns the settings into the module the model's seam takes.
 """
@@ -12,11 +12,15 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
+
+import jax
+import jax.numpy as jnp
 
 from prompt_tuning import errors
 from prompt_tuning.prompts import placements, seam
 from prompt_tuning.prompts.module import Prompt
+from prompt_tuning.prompts.table import PromptTable
 
 InitFactory = Callable[..., Callable]
 # Arguments an initializer factory may take from the frozen model when gin leaves them unbound.
@@ -97,6 +101,22 @@ class PromptConfig:
                   if name in parameters and parameters[name].default is inspect.Parameter.empty}
         return factory(**kwargs)
 
-    def combiner(self, initializer: Optional[Callable] = None) -> Prompt:
-        """The `Prompt` module for the model's seam (`initializer` only matters for init)."""
-        return Prompt(self.length, initializer=initializer, placement=self.placement)
+    def combiner(self, initializer: Optional[Callable] = None,
+                 num_prompts: Optional[int] = None) -> Union[Prompt, PromptTable]:
+        """The module for the model's seam (`initializer` only matters for init): one `Prompt`,
+        or a `PromptTable` of `num_prompts` prompts (one per task of a multi-task run), each
+        row initialised on its own by the initializer."""
+        if num_prompts is None:
+            return Prompt(self.length, initializer=initializer, placement=self.placement)
+        return PromptTable(num_prompts, self.length, placement=self.placement,
+                           initializer=None if initializer is None else per_row(initializer))
+
+
+def per_row(initializer: Callable) -> Callable:
+    """A `[n, P, d]` initializer from a `[P, d]` one: row k from its own key."""
+
+    def init(rng, shape, dtype=jnp.float32):
+        keys = jax.random.split(rng, shape[0])
+        return jnp.stack([initializer(key, tuple(shape[1:]), dtype) for key in keys])
+
+    return init

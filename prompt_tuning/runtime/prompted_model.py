@@ -19,25 +19,30 @@ from prompt_tuning.runtime.frozen_model import FrozenModel
 PyTree = Any
 
 
-def model_for_training(frozen: FrozenModel, prompt_config: PromptConfig) -> Transformer:
-    """The frozen architecture with `prompt_config`'s prompt module at the seam."""
-    return seam.prompted_model(frozen.config, prompt_config.combiner())
+def model_for_training(frozen: FrozenModel, prompt_config: PromptConfig,
+                       num_prompts: Optional[int] = None) -> Transformer:
+    """The frozen architecture with `prompt_config`'s prompt module at the seam (a table of
+    `num_prompts` prompts for a multi-task run)."""
+    return seam.prompted_model(frozen.config, prompt_config.combiner(num_prompts=num_prompts))
 
 
-def init_prompt(prompt_config: PromptConfig, frozen: FrozenModel, rng: jax.Array
-                ) -> dict[str, jax.Array]:
-    """`{seam.PATH: [P, embed] float32}`: a fresh prompt, without initialising the model.
+def init_prompt(prompt_config: PromptConfig, frozen: FrozenModel, rng: jax.Array,
+                num_prompts: Optional[int] = None) -> dict[str, jax.Array]:
+    """`{seam.PATH: [P, embed] float32}` (or `[num_prompts, P, embed]`): a fresh prompt,
+    without initialising the model.
 
     The initializer gets what it asks of the frozen model (its embedding table, vocabulary).
     """
     init = prompt_config.initializer({"embedding": lambda: frozen.embedding,
                                       "vocabulary": lambda: frozen.vocabulary})
-    module = prompt_config.combiner(init)
+    module = prompt_config.combiner(init, num_prompts)
     dummy = jnp.zeros((1, 1, frozen.config.emb_dim), jnp.float32)
-    variables = module.init(rng, dummy, jnp.ones((1, 1), bool))
+    ids = None if num_prompts is None else jnp.zeros((1,), jnp.int32)
+    variables = module.init(rng, dummy, jnp.ones((1, 1), bool), ids)
     value = variables["params"][seam.PARAM]
     value = value.unbox() if hasattr(value, "unbox") else value
-    expected = (prompt_config.length, frozen.config.emb_dim)
+    expected = ((prompt_config.length, frozen.config.emb_dim) if num_prompts is None
+                else (num_prompts, prompt_config.length, frozen.config.emb_dim))
     if tuple(value.shape) != expected:
         raise errors.UsageError(f"The prompt initializer gave shape {tuple(value.shape)}, "
                                 f"expected {expected} (PROMPT_LENGTH, the model's width).")

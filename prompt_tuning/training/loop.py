@@ -123,13 +123,18 @@ def train(config: TrainConfig, make_evaluator: Optional[EvaluatorFactory] = None
     from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel
     for name in task_names:
         tasks.check_vocabulary(name, frozen.vocabulary)
-    net = runtime.model_for_training(frozen, config.prompt)
+    num_prompts = None
+    if config.train_dataset.prompt_per_task:  # one prompt per task of the mixture
+        from prompt_tuning.data import multitask  # pylint: disable=import-outside-toplevel
+        num_prompts = len(multitask.prompt_tasks(config.train_dataset.mixture_or_task_name,
+                                                 config.train_dataset.split))
+    net = runtime.model_for_training(frozen, config.prompt, num_prompts)
 
     # --- State: resume from MODEL_DIR, or a fresh prompt ----------------------------------
     tx = optim.adafactor(config.optimizer)
     init_rng, dropout_root = jax.random.split(jax.random.PRNGKey(config.seed))
     trained, frozen_params, frozen_shardings = _split_trainable(
-        runtime.init_prompt(config.prompt, frozen, init_rng), frozen.params,
+        runtime.init_prompt(config.prompt, frozen, init_rng, num_prompts), frozen.params,
         config.prompt.trainable, frozen_shardings)
     evaluator = None
     if config.evaluation is not None:  # on the training mesh, the trained part replicated

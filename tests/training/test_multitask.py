@@ -1,0 +1,88 @@
+"""MULTI_TASK: one prompt per task of a mixture, trained together on mixed batches.
+
+The mixture `taskless_builtin_mixture` asks the sentiment and the topic of the same taskless
+sentences, so one prompt cannot serve both: only a run whose examples reach their own task's
+prompt gets both right. Each prompt then exports on its own and evaluates on its task as the run
+recorded, and each is wrong for the other task.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.launch import runner, tiny_run
+
+MIXTURE = "taskless_builtin_mixture"
+TASKS = ("taskless_builtin_sentiment", "taskless_builtin_topic")
+
+
+def _train(model_dir: str, *extra: str) -> runner.Result:
+    flags = [f for f in tiny_run.train_flags(model_dir, train_steps=60)
+             if "MIXTURE_OR_TASK_NAME" not in f and "EVAL_PERIOD" not in f]
+    return runner.run_in_process("prompt_tuning.train", *flags,
+                                 f"--gin.MIXTURE_OR_TASK_NAME='{MIXTURE}'",
+                                 "--gin.EVAL_PERIOD=30", *extra)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> str:
+    model_dir = str(tmp_path_factory.mktemp("multitask") / "run")
+    result = _train(model_dir, "--gin.MULTI_TASK=True")
+    assert result.returncode == 0, result.stderr
+    return model_dir
+
+
+
+
+def test_each_task_learns_its_own_prompt(run, tmp_path):
+    exported = {}
+    for task in TASKS:
+        path = str(tmp_path / f"{task}.npy")
+        result = runner.run_in_process("prompt_tuning.export_prompt", f"--model_dir={run}",
+                                       f"--task={task}", f"--output={path}")
+        assert result.returncode == 0, result.stderr
+        with open(path[:-4] + ".json") as f:
+            metadata = json.load(f)
+        assert metadata["task"] == task and metadata["prompt_length"] == tiny_run.PROMPT_LENGTH
+        recorded = metadata["dev_metrics"][task]["accuracy"]
+        assert recorded >= 90.0  # both tasks right on the same inputs: the prompts route
+        exported[task] = (path, recorded)
+    for task, (path, recorded) in exported.items():
+        for asked in TASKS:
+            output = tmp_path / f"eval_{task}_{asked}"
+            flags = [f for f in tiny_run.eval_flags(str(output)) if "MIXTURE_OR_TASK" not in f]
+            result = runner.run_in_process("prompt_tuning.eval", *flags,
+                                           f"--gin.MIXTURE_OR_TASK_NAME='{asked}'",
+                                           f"--gin.PROMPT_FILE='{path}'")
+            assert result.returncode == 0, result.stderr
+            with open(output / "eval_results.json") as f:
+                accuracy = json.load(f)["metrics"][asked]["accuracy"]
+            if asked == task:  # the exported prompt alone scores what the run recorded
+                assert accuracy == pytest.approx(recorded)
+            else:  # and is no prompt for the other task
+                assert accuracy < 50.0
+
+
+def test_a_multi_task_run_exports_one_named_prompt_at_a_time(run, tmp_path):
+    result = runner.run_in_process("prompt_tuning.export_prompt", f"--model_dir={run}",
+                                   f"--output={tmp_path / 'p.npy'}")
+    assert result.returncode == 1
+    assert result.stderr == (f"error: {run} trained 2 prompts, one per task "
+                             f"({list(TASKS)}): choose one (export_prompt --task=NAME).\n")
+    result = runner.run_in_process("prompt_tuning.export_prompt", f"--model_dir={run}",
+                                   "--task=taskless_builtin_sentimen",
+                                   f"--output={tmp_path / 'p.npy'}")
+    assert "'taskless_builtin_sentimen' is not one of them" in result.stderr
+    assert not (tmp_path / "p.npy").exists()
+
+
+def test_multi_task_needs_a_mixture_of_several_tasks(tmp_path):
+    flags = tiny_run.train_flags(str(tmp_path / "run"), train_steps=2)
+    result = runner.run_in_process("prompt_tuning.train", *flags, "--gin.MULTI_TASK=True")
+    assert result.returncode == 2
+    assert result.stderr.endswith("error: MULTI_TASK trains one prompt per task of a mixture; "
+                                  "'taskless_builtin_topic' has 1 task(s) with a 'train' "
+                                  "split.\n")
+    assert not (tmp_path / "run").exists()
