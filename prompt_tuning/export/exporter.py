@@ -70,13 +70,15 @@ def prompt_from_run(model_dir: str, step: str, task: Optional[str] = None
     prompt = np.asarray(params[seam.PATH], np.float32)
     files.check_finite(prompt, f"{model_dir} step {info['step']}")
     score, metrics = _own_evaluation(info, int(info["step"]))
-    task_name = _run_value(run, "task")
+    task_name, step_number = _run_value(run, "task"), int(info["step"])
     if prompt.ndim == 3 or task is not None:
         prompt, task_name, score, metrics = _task_row(run, prompt, task, model_dir, metrics)
+        # A multi-task run's best holds each task's prompt from its own best step.
+        step_number = int((info.get("steps") or {}).get(task_name, step_number))
     metadata = {"model": _run_value(run, "initial_checkpoint_path"),
                 "prompt_length": int(prompt.shape[0]), "embed_dim": int(prompt.shape[1]),
                 "dtype": "float32", "init": _init_name(model_dir), "task": task_name,
-                "step": int(info["step"]), "dev_metric": score, "dev_metrics": metrics}
+                "step": step_number, "dev_metric": score, "dev_metrics": metrics}
     return prompt, metadata
 
 

@@ -23,7 +23,7 @@ from prompt_tuning import run_dir, runtime
 from prompt_tuning.data import pipeline
 from prompt_tuning.model import Transformer
 from prompt_tuning.prompts import seam
-from prompt_tuning.training import optim, step as step_lib, train_steps, trainable
+from prompt_tuning.training import optim, selection, step as step_lib, train_steps, trainable
 from prompt_tuning.training.config import TrainConfig
 from prompt_tuning.training.summaries import ScalarWriter
 
@@ -123,11 +123,7 @@ def train(config: TrainConfig, make_evaluator: Optional[EvaluatorFactory] = None
     from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel
     for name in task_names:
         tasks.check_vocabulary(name, frozen.vocabulary)
-    num_prompts = None
-    if config.train_dataset.prompt_per_task:  # one prompt per task of the mixture
-        from prompt_tuning.data import multitask  # pylint: disable=import-outside-toplevel
-        num_prompts = len(multitask.prompt_tasks(config.train_dataset.mixture_or_task_name,
-                                                 config.train_dataset.split))
+    num_prompts = len(_prompt_tasks(config)) or None  # a table: one prompt per task
     net = runtime.model_for_training(frozen, config.prompt, num_prompts)
 
     # --- State: resume from MODEL_DIR, or a fresh prompt ----------------------------------
@@ -177,11 +173,21 @@ def train(config: TrainConfig, make_evaluator: Optional[EvaluatorFactory] = None
     return summary
 
 
+def _prompt_tasks(config: TrainConfig) -> list[str]:
+    """The tasks of a multi-task run (MULTI_TASK), one prompt each; [] for one prompt."""
+    if not config.train_dataset.prompt_per_task:
+        return []
+    from prompt_tuning.data import multitask  # pylint: disable=import-outside-toplevel
+    return multitask.prompt_tasks(config.train_dataset.mixture_or_task_name,
+                                  config.train_dataset.split)
+
+
 def _train_from(config: TrainConfig, start: int, state, runs, record, net, tx, frozen_params,
                 frozen_shardings, evaluator: Optional[Evaluator], mesh, rules, layout,
                 dropout_root) -> dict[str, Any]:
     """The steps from `start` to `config.train_steps`: train, log, evaluate, checkpoint."""
     host = jax.process_index()
+    prompt_tasks = _prompt_tasks(config)
     # From a checkpoint the run redoes the steps after it; from nothing, the step-0 evaluation.
     redo_from = start + 1 if start else 0
     train_writer = ScalarWriter(f"{config.model_dir}/train" if host == 0 else None, redo_from)
@@ -199,10 +205,21 @@ def _train_from(config: TrainConfig, start: int, state, runs, record, net, tx, f
         eval_writer.write_texts(step, {f"{t}/{n}": text for t, texts in evaluator.samples.items()
                                        for n, text in texts.items()})
         record["evals"][str(step)] = {"score": score, "metrics": metrics}
-        if record["best_score"] is None or score > record["best_score"]:
+        if prompt_tasks:  # each task's prompt selected on its own metrics
+            table = np.asarray(jax.device_get(state.params[seam.PATH]), np.float32)
+            best = selection.update_per_task(record, prompt_tasks, metrics, step, table,
+                                             best_table.get("value"), evaluator.selection_score)
+            if best is not None:
+                best_table["value"] = best[0]
+                runs.save_best(step, {seam.PATH: best[0]}, best[1])
+        elif record["best_score"] is None or score > record["best_score"]:
             record.update(best_score=score, best_step=step, best_metrics=metrics)
             runs.save_best(step, state.params, {"score": score, "metrics": metrics})
         return {"metrics": metrics, "score": score}
+
+    best_table: dict[str, Any] = {}  # a multi-task run's best prompts so far, row by row
+    if prompt_tasks and runs.best_step() is not None:
+        best_table["value"] = np.asarray(runs.restore_params("best")[0][seam.PATH], np.float32)
 
     summary: dict[str, Any] = {"start_step": start}
     if evaluator is not None and start == 0:

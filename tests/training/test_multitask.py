@@ -86,3 +86,29 @@ def test_multi_task_needs_a_mixture_of_several_tasks(tmp_path):
                                   "'taskless_builtin_topic' has 1 task(s) with a 'train' "
                                   "split.\n")
     assert not (tmp_path / "run").exists()
+
+
+def test_each_task_keeps_the_prompt_of_its_own_best_evaluation():
+    import numpy as np
+
+    from prompt_tuning.evaluation.evaluator import selection_score
+    from prompt_tuning.training import selection
+
+    tasks = ["a", "b"]
+    record: dict = {}
+    first = np.stack([np.full((2, 3), 1.0), np.full((2, 3), 2.0)]).astype(np.float32)
+    best, info = selection.update_per_task(record, tasks, {"a": {"acc": 50.0}, "b": {"acc": 10.0}},
+                                           5, first, None, selection_score)
+    np.testing.assert_array_equal(best, first)
+    # At step 10 only b improves: row b comes from step 10, row a stays from step 5.
+    second = first + 10.0
+    best, info = selection.update_per_task(record, tasks, {"a": {"acc": 40.0}, "b": {"acc": 30.0}},
+                                           10, second, best, selection_score)
+    np.testing.assert_array_equal(best[0], first[0])
+    np.testing.assert_array_equal(best[1], second[1])
+    assert info == {"score": 40.0, "metrics": {"a": {"acc": 50.0}, "b": {"acc": 30.0}},
+                    "steps": {"a": 5, "b": 10}}
+    assert (record["best_score"], record["best_step"]) == (40.0, 10)
+    # Nothing improves: nothing to save.
+    assert selection.update_per_task(record, tasks, {"a": {"acc": 1.0}, "b": {"acc": 1.0}}, 15,
+                                     second, best, selection_score) is None
