@@ -130,15 +130,18 @@ def evaluate(config: EvalJobConfig) -> dict[str, Any]:
     for an ensemble, `members`: each prompt's metrics and score)."""
     if config.prompt.ensemble_files is not None:
         return evaluate_ensemble(config)
-    prompt, source = config.prompt.load()
+    prompt, source, prompt_tasks = config.prompt.load_any()
     evaluation = config.evaluation
     placement = runtime.Placement.of(config.partitioning)
     placement.check_batch_size(evaluation.batch_size)
     frozen, net, params, shardings = _prompted_model(
         config.model, placement, evaluation.mixture_or_task_name, evaluation.split,
         evaluation.use_cached, prompt, source, config.task_feature_lengths["inputs"])
+    # A multi-task run's table: each task evaluated with its own prompt.
+    prompt_index = None if prompt_tasks is None else {t: i for i, t in enumerate(prompt_tasks)}
     task_evaluator = evaluator_lib.task_evaluator(evaluation, config.task_feature_lengths, net,
-                                                  frozen.vocabulary, placement, shardings)
+                                                  frozen.vocabulary, placement, shardings,
+                                                  prompt_index)
     metrics = task_evaluator.evaluate(params)
     result = {"prompt": source, "split": evaluation.split, "mode": evaluation.describe(),
               "metrics": metrics, "score": task_evaluator.selection_score(metrics)}
@@ -197,7 +200,7 @@ def infer(config: InferJobConfig) -> int:
     """Decodes the split; writes JSONL {inputs, prediction, targets}; returns how many."""
     from prompt_tuning.data import vocab  # pylint: disable=import-outside-toplevel
 
-    prompt, source = config.prompt.load()
+    prompt, source, prompt_tasks = config.prompt.load_any()
     dataset = config.dataset
     placement = runtime.Placement.of(config.partitioning)
     placement.check_batch_size(dataset.batch_size)
@@ -205,14 +208,26 @@ def infer(config: InferJobConfig) -> int:
         config.model, placement, dataset.mixture_or_task_name, dataset.split,
         dataset.use_cached, prompt, source, dataset.task_feature_lengths["inputs"])
     vocabulary = frozen.vocabulary
-    predict = placement.jit_predict(predictors.generation_predictor(
-        net, config.decoding, dataset.task_feature_lengths["targets"], vocabulary.eos_id),
-        shardings)
+    predictor = predictors.generation_predictor(
+        net, config.decoding, dataset.task_feature_lengths["targets"], vocabulary.eos_id)
+    if prompt_tasks is not None:  # a multi-task run's table: each example with its task's row
+        if dataset.mixture_or_task_name in prompt_tasks:
+            predictor = predictors.with_prompt_id(
+                predictor, prompt_tasks.index(dataset.mixture_or_task_name))
+        else:
+            from prompt_tuning.data import multitask  # pylint: disable=import-outside-toplevel
+            if multitask.prompt_tasks(dataset.mixture_or_task_name) != prompt_tasks:
+                raise errors.UsageError(
+                    f"{source} holds the prompts of {prompt_tasks}; infer one of them or their "
+                    f"mixture, not {dataset.mixture_or_task_name!r}.")
+            dataset = dataclasses.replace(dataset, prompt_per_task=True)
+    predict = placement.jit_predict(predictor, shardings)
     text = lambda row: vocabulary.decode(vocab.ids_before_eos(row, vocabulary))  # noqa: E731
     lines: list[str] = []
     for batch in pipeline.get_dataset(dataset, num_epochs=1).as_numpy_iterator():
         real = batch["encoder_input_tokens"].shape[0]
-        padded = {k: np.pad(v, [(0, dataset.batch_size - real), (0, 0)]) for k, v in batch.items()}
+        padded = {k: np.pad(v, [(0, dataset.batch_size - real)] + [(0, 0)] * (v.ndim - 1))
+                  for k, v in batch.items()}
         tokens = np.asarray(placement.fetch(predict(params, placement.put_batch(padded))))[:real]
         for i in range(real):
             if config.num_examples is not None and len(lines) >= config.num_examples:

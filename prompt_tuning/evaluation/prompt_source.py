@@ -58,6 +58,16 @@ class PromptSource:
         from prompt_tuning.prompts import files  # pylint: disable=import-outside-toplevel
         return [(path, files.read_prompt(path)) for path in self.ensemble_files]
 
+    def load_any(self) -> tuple[np.ndarray, str, Optional[list[str]]]:
+        """(prompt, where it came from, None), or for a multi-task run (MODEL_DIR) its table
+        `[n, P, d]`, where from, and the tasks of its rows."""
+        if self.prompt_file:
+            prompt, source = self.load()
+            return prompt, source, None
+        from prompt_tuning.export import run_prompts  # pylint: disable=import-outside-toplevel
+        prompt, names, source = run_prompts(self.model_dir, self.step)
+        return prompt, source, names
+
     def load(self) -> tuple[np.ndarray, str]:
         """([P, d] float32, where it came from, for output lines)."""
         if self.prompt_file:

@@ -45,14 +45,8 @@ def _own_evaluation(info: dict[str, Any], step: int) -> tuple[Any, Any]:
     return evaluation.get("score"), evaluation.get("metrics")
 
 
-def prompt_from_run(model_dir: str, step: str, task: Optional[str] = None
-                    ) -> tuple[np.ndarray, dict[str, Any]]:
-    """The prompt `[P, d]` of a run's checkpoint (`best`, `latest` or a step) and its metadata.
-
-    The metadata's dev metric is that step's own, or None if that step was never evaluated.
-    A multi-task run (MULTI_TASK) holds one prompt per task: `task` picks one, and its own dev
-    metrics.
-    """
+def _read_run(model_dir: str, step: str) -> tuple[str, dict, np.ndarray, dict]:
+    """(model_dir made absolute, its run.json, the prompt or table of `step`, the step's info)."""
     from prompt_tuning import run_dir  # pylint: disable=import-outside-toplevel
     from prompt_tuning.prompts import files, seam  # pylint: disable=import-outside-toplevel
 
@@ -69,6 +63,18 @@ def prompt_from_run(model_dir: str, step: str, task: Optional[str] = None
         runs.close()
     prompt = np.asarray(params[seam.PATH], np.float32)
     files.check_finite(prompt, f"{model_dir} step {info['step']}")
+    return model_dir, run, prompt, info
+
+
+def prompt_from_run(model_dir: str, step: str, task: Optional[str] = None
+                    ) -> tuple[np.ndarray, dict[str, Any]]:
+    """The prompt `[P, d]` of a run's checkpoint (`best`, `latest` or a step) and its metadata.
+
+    The metadata's dev metric is that step's own, or None if that step was never evaluated.
+    A multi-task run (MULTI_TASK) holds one prompt per task: `task` picks one, and its own dev
+    metrics.
+    """
+    model_dir, run, prompt, info = _read_run(model_dir, step)
     score, metrics = _own_evaluation(info, int(info["step"]))
     task_name, step_number = _run_value(run, "task"), int(info["step"])
     if prompt.ndim == 3 or task is not None:
@@ -82,17 +88,31 @@ def prompt_from_run(model_dir: str, step: str, task: Optional[str] = None
     return prompt, metadata
 
 
+def run_prompts(model_dir: str, step: str) -> tuple[np.ndarray, Optional[list[str]], str]:
+    """(the prompt `[P, d]`, or a multi-task run's table `[n, P, d]`; the table's tasks in row
+    order, else None; where it came from) of a run's checkpoint."""
+    model_dir, run, prompt, info = _read_run(model_dir, step)
+    if prompt.ndim == 2:
+        return prompt, None, f"{model_dir} step {info['step']}"
+    names = _prompt_tasks(run)
+    return prompt, names, f"{model_dir} step {info['step']} ({len(names)} task prompts)"
+
+
+def _prompt_tasks(run: dict[str, Any]) -> list[str]:
+    from prompt_tuning.data import multitask  # pylint: disable=import-outside-toplevel
+
+    dataset = run.get("train_dataset") or {}
+    return multitask.prompt_tasks(dataset.get("mixture_or_task_name"),
+                                  dataset.get("split", "train"))
+
+
 def _task_row(run: dict[str, Any], table: np.ndarray, task: Optional[str], model_dir: str,
               metrics: Optional[dict]) -> tuple[np.ndarray, str, Any, Any]:
     """(task's prompt [P, d], task, its score, its metrics) of a multi-task run's table."""
     if table.ndim != 3:
         raise errors.UsageError(f"--task is for multi-task runs (MULTI_TASK); {model_dir} "
                                 "trained one prompt.")
-    from prompt_tuning.data import multitask  # pylint: disable=import-outside-toplevel
-
-    dataset = run.get("train_dataset") or {}
-    names = multitask.prompt_tasks(dataset.get("mixture_or_task_name"),
-                                   dataset.get("split", "train"))
+    names = _prompt_tasks(run)
     if task is None or task not in names:
         what = "choose one" if task is None else f"{task!r} is not one of them"
         raise errors.UserError(f"{model_dir} trained {len(names)} prompts, one per task "

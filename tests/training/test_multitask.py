@@ -112,3 +112,30 @@ def test_each_task_keeps_the_prompt_of_its_own_best_evaluation():
     # Nothing improves: nothing to save.
     assert selection.update_per_task(record, tasks, {"a": {"acc": 1.0}, "b": {"acc": 1.0}}, 15,
                                      second, best, selection_score) is None
+
+
+def test_eval_and_infer_from_the_run_use_each_tasks_prompt(run, tmp_path):
+    output = tmp_path / "eval"
+    flags = [f for f in tiny_run.eval_flags(str(output)) if "MIXTURE_OR_TASK" not in f]
+    result = runner.run_in_process("prompt_tuning.eval", *flags,
+                                   f"--gin.MIXTURE_OR_TASK_NAME='{MIXTURE}'",
+                                   f"--gin.MODEL_DIR='{run}'")
+    assert result.returncode == 0, result.stderr
+    with open(output / "eval_results.json") as f:
+        metrics = json.load(f)["metrics"]
+    assert set(metrics) == set(TASKS) and all(m["accuracy"] >= 90.0 for m in metrics.values())
+
+    predictions = tmp_path / "predictions.jsonl"
+    flags = [f for f in tiny_run.infer_flags(str(predictions)) if "MIXTURE_OR_TASK" not in f]
+    result = runner.run_in_process("prompt_tuning.infer", *flags,
+                                   f"--gin.MIXTURE_OR_TASK_NAME='{MIXTURE}'",
+                                   f"--gin.MODEL_DIR='{run}'", "--gin.SPLIT='validation'",
+                                   "--gin.NUM_EXAMPLES=32")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in predictions.read_text().splitlines()]
+    # The same taskless sentences are asked for their sentiment and for their topic; each gets
+    # its own task's answer.
+    right = [r["prediction"] == r["targets"] for r in rows]
+    assert len(rows) == 32 and sum(right) >= 28
+    assert {r["targets"] for r in rows} & {"positive", "negative"}
+    assert {r["targets"] for r in rows} & {"food", "music", "sports", "travel"}
