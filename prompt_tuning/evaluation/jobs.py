@@ -196,12 +196,31 @@ def evaluate_ensemble(config: EvalJobConfig) -> dict[str, Any]:
     return result
 
 
+def _in_mixture_order(bank: PromptBank, mixture: str) -> PromptBank:
+    """`bank` (named by task) reordered as the mixture's tasks, whose examples carry their
+    task's index there as `prompt_ids`; every task needs a prompt."""
+    from prompt_tuning.data import multitask  # pylint: disable=import-outside-toplevel
+
+    tasks = multitask.prompt_tasks(mixture)
+    missing = [t for t in tasks if t not in bank]
+    if missing:
+        raise errors.UsageError(f"TASK_PROMPT_FILES has no prompt for task {missing[0]!r} of "
+                                f"{mixture!r}; it names {bank.names}.")
+    ordered = PromptBank(bank.width)
+    for task in tasks:
+        ordered.add(task, bank.get(task))
+    return ordered
+
+
 def infer(config: InferJobConfig) -> int:
     """Decodes the split; writes JSONL {inputs, prediction, targets}; returns how many."""
     from prompt_tuning.data import vocab  # pylint: disable=import-outside-toplevel
 
     prompt, source, prompt_tasks = config.prompt.load_any()
     dataset = config.dataset
+    if isinstance(prompt, PromptBank) and dataset.mixture_or_task_name not in prompt_tasks:
+        prompt = _in_mixture_order(prompt, dataset.mixture_or_task_name)
+        prompt_tasks = prompt.names
     placement = runtime.Placement.of(config.partitioning)
     placement.check_batch_size(dataset.batch_size)
     frozen, net, params, shardings = _prompted_model(

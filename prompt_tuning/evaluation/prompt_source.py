@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -14,17 +14,22 @@ from prompt_tuning import errors, paths
 class PromptSource:
     """One of: `prompt_file` (PROMPT_FILE: `.npy`, PEFT adapter, our export), `model_dir`
     (MODEL_DIR: a run) and its `step` (CHECKPOINT_STEP: 'best', 'latest' or a number), or
-    `ensemble_files` (ENSEMBLE_PROMPT_FILES: prompt files evaluated together, eval only)."""
+    `ensemble_files` (ENSEMBLE_PROMPT_FILES: prompt files evaluated together, eval only), or
+    `task_prompt_files` (TASK_PROMPT_FILES: {task: prompt file}, each task of a mixture with its
+    own prompt)."""
 
     prompt_file: Optional[str] = None
     model_dir: Optional[str] = None
     step: Union[str, int] = "best"
     ensemble_files: Optional[Sequence[str]] = None
+    task_prompt_files: Optional[Mapping[str, str]] = None
 
     def __post_init__(self):
         from prompt_tuning.export import check_step  # pylint: disable=import-outside-toplevel
 
-        if self.ensemble_files is not None:
+        if self.task_prompt_files is not None:
+            self._check_task_prompts()
+        elif self.ensemble_files is not None:
             self._check_ensemble()
         elif self.prompt_file and self.model_dir:
             raise errors.UsageError("give PROMPT_FILE (an exported prompt) or MODEL_DIR (a run), "
@@ -58,9 +63,30 @@ class PromptSource:
         from prompt_tuning.prompts import files  # pylint: disable=import-outside-toplevel
         return [(path, files.read_prompt(path)) for path in self.ensemble_files]
 
-    def load_any(self) -> tuple[np.ndarray, str, Optional[list[str]]]:
-        """(prompt, where it came from, None), or for a multi-task run (MODEL_DIR) its table
-        `[n, P, d]`, where from, and the tasks of its rows."""
+    def _check_task_prompts(self) -> None:
+        files = self.task_prompt_files
+        if not isinstance(files, Mapping) or not files or not all(
+                isinstance(k, str) and k and isinstance(v, str) and v for k, v in files.items()):
+            raise errors.UsageError(f"TASK_PROMPT_FILES must map task names to prompt files, "
+                                    f"e.g. {{'task_a': 'a.npy', 'task_b': 'b.npy'}}, got "
+                                    f"{files!r}.")
+        if self.prompt_file or self.model_dir or self.ensemble_files is not None:
+            raise errors.UsageError("give TASK_PROMPT_FILES, or PROMPT_FILE, MODEL_DIR or "
+                                    "ENSEMBLE_PROMPT_FILES, not several.")
+        object.__setattr__(self, "task_prompt_files",
+                           {task: paths.resolve(path) for task, path in files.items()})
+
+    def load_any(self) -> tuple[Any, str, Optional[list[str]]]:
+        """(prompt, where it came from, None); or, for per-task prompts (a multi-task run's
+        MODEL_DIR: its table `[n, P, d]`; TASK_PROMPT_FILES: a `PromptBank` named by task),
+        the prompts, where from, and the tasks in row order."""
+        if self.task_prompt_files is not None:
+            from prompt_tuning.prompts import PromptBank, files  # pylint: disable=import-outside-toplevel
+            read = {task: files.read_prompt(path) for task, path in self.task_prompt_files.items()}
+            bank = PromptBank(next(iter(read.values())).shape[1])
+            for task, value in read.items():
+                bank.add(task, value, self.task_prompt_files[task])
+            return bank, "TASK_PROMPT_FILES", bank.names
         if self.prompt_file:
             prompt, source = self.load()
             return prompt, source, None

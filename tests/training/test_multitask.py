@@ -139,3 +139,33 @@ def test_eval_and_infer_from_the_run_use_each_tasks_prompt(run, tmp_path):
     assert len(rows) == 32 and sum(right) >= 28
     assert {r["targets"] for r in rows} & {"positive", "negative"}
     assert {r["targets"] for r in rows} & {"food", "music", "sports", "travel"}
+
+
+def test_task_prompt_files_serve_a_mixture_as_the_run_does(run, tmp_path):
+    files = {}
+    for task in reversed(TASKS):  # another order than the mixture's
+        files[task] = str(tmp_path / f"{task}.npy")
+        assert runner.run_in_process("prompt_tuning.export_prompt", f"--model_dir={run}",
+                                     f"--task={task}", f"--output={files[task]}"
+                                     ).returncode == 0
+    outputs = {}
+    for name, source in (("run", f"--gin.MODEL_DIR='{run}'"),
+                         ("files", f"--gin.TASK_PROMPT_FILES={files!r}")):
+        outputs[name] = tmp_path / f"{name}.jsonl"
+        flags = [f for f in tiny_run.infer_flags(str(outputs[name]))
+                 if "MIXTURE_OR_TASK" not in f]
+        result = runner.run_in_process("prompt_tuning.infer", *flags, source,
+                                       f"--gin.MIXTURE_OR_TASK_NAME='{MIXTURE}'",
+                                       "--gin.SPLIT='validation'", "--gin.NUM_EXAMPLES=16")
+        assert result.returncode == 0, result.stderr
+    assert outputs["run"].read_text() == outputs["files"].read_text()
+
+    one = {TASKS[0]: files[TASKS[0]]}
+    flags = [f for f in tiny_run.infer_flags(str(tmp_path / "x.jsonl"))
+             if "MIXTURE_OR_TASK" not in f]
+    result = runner.run_in_process("prompt_tuning.infer", *flags,
+                                   f"--gin.TASK_PROMPT_FILES={one!r}",
+                                   f"--gin.MIXTURE_OR_TASK_NAME='{MIXTURE}'")
+    assert (result.returncode, result.stderr) == (
+        2, f"error: TASK_PROMPT_FILES has no prompt for task '{TASKS[1]}' of '{MIXTURE}'; it "
+           f"names ['{TASKS[0]}'].\n")
