@@ -152,8 +152,9 @@ def test_train_a_export_train_b_from_it_with_a_longer_prompt(tmp_path, monkeypat
     initial = []
     real_init_prompt = runtime.init_prompt
 
-    def recording_init_prompt(prompt_config, frozen, rng):
-        prompt = real_init_prompt(prompt_config, frozen, rng)
+    def recording_init_prompt(prompt_config, frozen, *args, **kwargs):
+        # The real initialisation, its result recorded on the way out.
+        prompt = real_init_prompt(prompt_config, frozen, *args, **kwargs)
         initial.append((np.asarray(prompt["prompt/prompt"]), frozen.embedding))
         return prompt
 
