@@ -11,14 +11,14 @@ from prompt_tuning.scoring.examples import Example
 PAD_ID = 0  # T5's padding id, and the decoder's start id
 
 
-def _bucket(length: int, minimum: int = 8) -> int:
+def bucket(length: int, minimum: int = 8) -> int:
     """`length` rounded up to a power of two (>= minimum): few distinct shapes to compile."""
     return max(minimum, 1 << (length - 1).bit_length())
 
 
-def _padded(rows: Sequence[list[int]], num_rows: int) -> np.ndarray:
+def padded(rows: Sequence[list[int]], num_rows: int) -> np.ndarray:
     """[num_rows, bucketed length] int32; missing rows and positions are padding."""
-    length = _bucket(max(len(r) for r in rows))
+    length = bucket(max(len(r) for r in rows))
     out = np.full((num_rows, length), PAD_ID, np.int32)
     for i, row in enumerate(rows):
         out[i, :len(row)] = row
@@ -31,8 +31,8 @@ def make_batch(chunk: Sequence[Example], batch_size: int) -> dict[str, np.ndarra
     Padding is id 0 with loss weight 0; a short last chunk is filled with all-padding rows, so
     that it reuses the compiled step (their scores are 0 and are dropped).
     """
-    inputs = _padded([e.inputs for e in chunk], batch_size)
-    targets = _padded([e.targets for e in chunk], batch_size)
+    inputs = padded([e.inputs for e in chunk], batch_size)
+    targets = padded([e.targets for e in chunk], batch_size)
     return {"encoder_input_tokens": inputs, "decoder_target_tokens": targets,
             # Teacher forcing: the decoder sees the targets shifted right after the start id.
             "decoder_input_tokens": np.pad(targets[:, :-1], ((0, 0), (1, 0)),

@@ -23,7 +23,8 @@ import pydantic
 
 from prompt_tuning import errors
 from prompt_tuning.serving.batcher import DynamicBatcher
-from prompt_tuning.serving.engine import MultiPromptModel, bucket, check_decode_length
+from prompt_tuning.scoring.batches import bucket
+from prompt_tuning.serving.engine import MultiPromptModel, check_decode_length
 
 TokensOrText = Union[str, list[int]]
 

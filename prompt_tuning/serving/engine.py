@@ -27,15 +27,10 @@ import numpy as np
 
 from prompt_tuning import errors, paths, runtime
 from prompt_tuning.prompts.bank import PromptBank
+from prompt_tuning.scoring import batches
+from prompt_tuning.scoring.examples import Example
 
 TokensOrText = Union[str, Sequence[int]]
-PAD_ID = 0
-MIN_BUCKET = 8
-
-
-def bucket(n: int, minimum: int = MIN_BUCKET) -> int:
-    """`n` rounded up to a power of two (>= minimum)."""
-    return max(minimum, 1 << (max(n, 1) - 1).bit_length())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,9 +38,7 @@ class _Programs:
     """The bank as one model and its parameters, with their compiled programs (replaced as a
     whole when a prompt is registered, so a running batch keeps a consistent view)."""
 
-    bank_names: tuple[str, ...]
     ids: dict[str, int]
-    lengths: dict[str, int]
     params: Any
     score: Any
     generate: Any
@@ -107,15 +100,14 @@ class MultiPromptModel:
         names = self.bank.names
         longest = max(self.bank.get(n).shape[0] for n in names)
         model, params = runtime.with_prompts(self.frozen, self.bank,
-                                             capacity=bucket(len(names), 4),
-                                             length=bucket(longest))
+                                             capacity=batches.bucket(len(names), 4),
+                                             length=batches.bucket(longest))
         greedy = decoding.DecodingConfig("greedy")
         generate = jax.jit(
             lambda p, tokens, ids, length: decoding.generate(
                 model, p, tokens, greedy, length, self.frozen.vocabulary.eos_id, ids),
             static_argnums=3)
-        return _Programs(tuple(names), {n: i for i, n in enumerate(names)},
-                         {n: int(self.bank.get(n).shape[0]) for n in names}, params,
+        return _Programs({n: i for i, n in enumerate(names)}, params,
                          jax.jit(runtime.make_score_step(model)), generate)
 
     # ------------------------------------------------------------------ requests
@@ -132,15 +124,11 @@ class MultiPromptModel:
 
     def check(self, prompt: str, inputs: list[int]) -> None:
         """The prompt is registered and it plus the inputs fit the model (else a UsageError)."""
-        programs = self._current() if len(self.bank) else None
-        if programs is None or prompt not in programs.ids:
-            self.bank.ids([prompt])  # the unknown-prompt message
-            programs = self._current()
-        total = programs.lengths[prompt] + len(inputs)
-        if total > self.max_input_length:
+        length = self.bank.get(prompt).shape[0]  # an unknown name: the bank's one-line error
+        if length + len(inputs) > self.max_input_length:
             raise errors.UsageError(f"inputs of {len(inputs)} tokens do not fit with prompt "
-                                    f"{prompt!r} ({programs.lengths[prompt]} positions): the "
-                                    f"model accepts {self.max_input_length}.")
+                                    f"{prompt!r} ({length} positions): the model accepts "
+                                    f"{self.max_input_length}.")
 
     def score(self, requests: Sequence[tuple[str, TokensOrText, TokensOrText]]
               ) -> list[dict[str, Any]]:
@@ -161,12 +149,8 @@ class MultiPromptModel:
 
     def _score_batch(self, rows: Sequence[tuple[str, list[int], list[int]]]) -> list[dict]:
         programs = self._current()
-        size = bucket(len(rows), 1)
-        inputs = _padded([r[1] for r in rows], size)
-        targets = _padded([r[2] for r in rows], size)
-        batch = {"encoder_input_tokens": inputs, "decoder_target_tokens": targets,
-                 "decoder_input_tokens": np.pad(targets[:, :-1], ((0, 0), (1, 0))),
-                 "decoder_loss_weights": (targets != PAD_ID).astype(np.int32),
+        size = batches.bucket(len(rows), 1)
+        batch = {**batches.make_batch([Example(r[1], r[2]) for r in rows], size),
                  "prompt_ids": _prompt_ids(programs, [r[0] for r in rows], size)}
         result = _to_host(programs.score(programs.params, batch))
         return [{"log_likelihood": float(result["log_likelihood"][i]),
@@ -194,10 +178,11 @@ class MultiPromptModel:
 
     def _generate_batch(self, rows: Sequence[tuple[str, list[int], int]]) -> list[dict]:
         programs = self._current()
-        size = bucket(len(rows), 1)
+        size = batches.bucket(len(rows), 1)
         tokens = _to_host(programs.generate(
-            programs.params, _padded([r[1] for r in rows], size),
-            _prompt_ids(programs, [r[0] for r in rows], size), bucket(max(r[2] for r in rows))))
+            programs.params, batches.padded([r[1] for r in rows], size),
+            _prompt_ids(programs, [r[0] for r in rows], size),
+            batches.bucket(max(r[2] for r in rows))))
         vocabulary = self.frozen.vocabulary
         out = []
         for i, row in enumerate(rows):
@@ -234,14 +219,6 @@ def _read(source: Union[str, os.PathLike, np.ndarray]) -> tuple[np.ndarray, str]
         value, metadata = prompt_from_run(path, "best")
         return value, f"{path} step {metadata['step']}"
     return files.read_prompt(path), path
-
-
-def _padded(rows: Sequence[list[int]], num_rows: int) -> np.ndarray:
-    """[num_rows, bucketed length] int32, 0-padded (missing rows all padding)."""
-    out = np.full((num_rows, bucket(max(len(r) for r in rows))), PAD_ID, np.int32)
-    for i, row in enumerate(rows):
-        out[i, :len(row)] = row
-    return out
 
 
 def _prompt_ids(programs: _Programs, names: Sequence[str], num_rows: int) -> np.ndarray:
