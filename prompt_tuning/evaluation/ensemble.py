@@ -20,9 +20,9 @@ import numpy as np
 
 from prompt_tuning import decoding
 from prompt_tuning.data.pipeline import PROMPT_IDS
+from prompt_tuning.evaluation import predictors
 from prompt_tuning.evaluation.evaluator import Metrics, TaskEvaluator
 from prompt_tuning.model import Transformer
-from prompt_tuning.runtime import make_score_step
 
 PyTree = Any
 ENSEMBLE = "ensemble"
@@ -60,21 +60,12 @@ def generation_predictor(model: Transformer, config: decoding.DecodingConfig,
 def rank_predictor(model: Transformer, label_ids: np.ndarray, num_prompts: int):
     """[batch] -> [batch, N + 1, target_length]: each prompt's best label, then the label of
     highest mean log-likelihood over the prompts."""
-    score = make_score_step(model)
+    scores = predictors.label_log_likelihoods(model, label_ids)
     labels = jnp.asarray(label_ids)
-    num_labels = labels.shape[0]
 
     def predict(params: PyTree, batch: dict) -> jax.Array:
-        members = _members(batch, num_prompts)
-        rows = members["encoder_input_tokens"].shape[0]
-        targets = jnp.tile(labels, (rows, 1))                               # [b*N*labels, t]
-        scored = score(params, {
-            "encoder_input_tokens": jnp.repeat(members["encoder_input_tokens"], num_labels, 0),
-            PROMPT_IDS: jnp.repeat(members[PROMPT_IDS], num_labels, 0),
-            "decoder_target_tokens": targets,
-            "decoder_input_tokens": jnp.pad(targets[:, :-1], ((0, 0), (1, 0))),
-            "decoder_loss_weights": (targets > 0).astype(jnp.int32)})
-        loglik = scored["log_likelihood"].reshape(-1, num_prompts, num_labels)  # [b, N, labels]
+        loglik = scores(params, _members(batch, num_prompts))              # [b*N, labels]
+        loglik = loglik.reshape(-1, num_prompts, labels.shape[0])          # [b, N, labels]
         best = jnp.concatenate([jnp.argmax(loglik, axis=-1),
                                 jnp.argmax(loglik.mean(axis=1), axis=-1)[:, None]], axis=1)
         return labels[best]                                                 # [b, N + 1, t]

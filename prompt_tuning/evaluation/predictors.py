@@ -52,11 +52,28 @@ def rank_classification_predictor(model: Transformer, label_ids: np.ndarray) -> 
     Args:
       label_ids: [num_labels, target_length] from `label_targets`.
     """
+    scores = label_log_likelihoods(model, label_ids)
+    labels = jnp.asarray(label_ids)
+
+    def predict(params: PyTree, batch: dict) -> jax.Array:
+        return labels[jnp.argmax(scores(params, batch), axis=-1)]
+
+    return predict
+
+
+def label_log_likelihoods(model: Transformer, label_ids: np.ndarray
+                          ) -> Callable[[PyTree, dict], jax.Array]:
+    """`fn(params, batch) -> [batch, num_labels]`: each label string's log-likelihood for each
+    example (its `prompt_ids`, if any, kept), in one forward pass over batch x labels rows.
+
+    Args:
+      label_ids: [num_labels, target_length] from `label_targets`.
+    """
     score = make_score_step(model)
     labels = jnp.asarray(label_ids)
     num_labels = labels.shape[0]
 
-    def predict(params: PyTree, batch: dict) -> jax.Array:
+    def scores(params: PyTree, batch: dict) -> jax.Array:
         inputs = batch["encoder_input_tokens"]
         batch_size = inputs.shape[0]
         targets = jnp.tile(labels, (batch_size, 1))                       # [batch*labels, t]
@@ -68,11 +85,9 @@ def rank_classification_predictor(model: Transformer, label_ids: np.ndarray) -> 
         }
         if batch.get(PROMPT_IDS) is not None:
             expanded[PROMPT_IDS] = jnp.repeat(batch[PROMPT_IDS], num_labels, axis=0)
-        scored = score(params, expanded)
-        best = jnp.argmax(scored["log_likelihood"].reshape(batch_size, num_labels), axis=-1)
-        return labels[best]
+        return score(params, expanded)["log_likelihood"].reshape(batch_size, num_labels)
 
-    return predict
+    return scores
 
 
 def with_prompt_id(predict: Predictor, prompt_id: int) -> Predictor:
