@@ -18,6 +18,7 @@ Differences from T5X, each to remove a trap:
 from __future__ import annotations
 
 import difflib
+import functools
 import logging
 import os
 import re
@@ -177,6 +178,7 @@ def _references(value: Any) -> Iterable[gin.config.ConfigurableReference]:
 _MACRO_BINDING = re.compile(r"^\s*([A-Za-z_]\w*)\s*=")
 
 
+@functools.lru_cache(maxsize=None)  # the package's files do not change while it runs
 def shipped_macros() -> frozenset[str]:
     """The macros the package's own gin files define. Many are optional and some are aliases
     (CHECKPOINT_PATH of INITIAL_CHECKPOINT_PATH, RANDOM_SEED of SEED): one a user bypasses, by

@@ -12,9 +12,8 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from prompt_tuning import errors
+from prompt_tuning.data.pipeline import PROMPT_IDS
 from prompt_tuning.data.tensorflow_quiet import seqio, tf
-
-PROMPT_IDS = "prompt_ids"
 
 
 def prompt_tasks(name: str, split: str = "train") -> list[str]:

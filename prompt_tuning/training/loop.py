@@ -12,14 +12,14 @@ import dataclasses
 import math
 import sys
 import time
-from typing import Any, Callable, Mapping, Optional, Protocol
+from typing import Any, Callable, Mapping, Optional, Protocol, Sequence
 
 import jax
 import numpy as np
 
 from prompt_tuning import errors
 from prompt_tuning import partitioning as partitioning_lib
-from prompt_tuning import run_dir, runtime
+from prompt_tuning import notes, run_dir, runtime
 from prompt_tuning.data import pipeline
 from prompt_tuning.model import Transformer
 from prompt_tuning.prompts import seam
@@ -87,11 +87,6 @@ def _check_steps(config: TrainConfig, start: int) -> None:
             "or export or evaluate it as it is.")
 
 
-def _notify(message: str) -> None:
-    if jax.process_index() == 0:
-        print(f"note: {message}", file=sys.stderr, flush=True)
-
-
 def train(config: TrainConfig, make_evaluator: Optional[EvaluatorFactory] = None,
           on_start: Optional[Callable[[str], Any]] = None) -> dict[str, Any]:
     """Prompt-tunes a frozen model; returns a summary (final/best metrics and steps).
@@ -112,7 +107,7 @@ def train(config: TrainConfig, make_evaluator: Optional[EvaluatorFactory] = None
     task_names = _task_names(config)
     identity = config.identity()
     for note in run_dir.check_model_dir(config.model_dir, identity):
-        _notify(note)
+        notes.note(note)
     placement = runtime.Placement.of(config.partitioning)
     mesh, rules = placement.mesh, placement.rules
     partitioning_lib.check_batch_size(config.train_dataset.batch_size, mesh)
@@ -123,7 +118,8 @@ def train(config: TrainConfig, make_evaluator: Optional[EvaluatorFactory] = None
     from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel
     for name in task_names:
         tasks.check_vocabulary(name, frozen.vocabulary)
-    num_prompts = len(_prompt_tasks(config)) or None  # a table: one prompt per task
+    prompt_tasks = _prompt_tasks(config)
+    num_prompts = len(prompt_tasks) or None  # a table: one prompt per task
     net = runtime.model_for_training(frozen, config.prompt, num_prompts)
 
     # --- State: resume from MODEL_DIR, or a fresh prompt ----------------------------------
@@ -152,7 +148,7 @@ def train(config: TrainConfig, make_evaluator: Optional[EvaluatorFactory] = None
         if host == 0:
             lock.acquire()
             if lock.took_over:
-                _notify(f"took over the lock of {lock.took_over}, which is gone.")
+                notes.note(f"took over the lock of {lock.took_over}, which is gone.")
             if runs.latest_step(reload=True) != (start or None):
                 raise errors.RunDirError(f"MODEL_DIR {config.model_dir} was written by another "
                                          "process while this one started; run again.")
@@ -160,13 +156,14 @@ def train(config: TrainConfig, make_evaluator: Optional[EvaluatorFactory] = None
             run_dir.write_run_file(config.model_dir, identity)
             if on_start is not None:
                 on_start(config.model_dir)
-        _notify(steps_note)  # once every check has passed: the run starts
+        notes.note(steps_note)  # once every check has passed: the run starts
         if start == config.train_steps:
-            _notify(f"{config.model_dir} is already at TRAIN_STEPS={start}: nothing to train.")
+            notes.note(f"{config.model_dir} is already at TRAIN_STEPS={start}: nothing to train.")
         elif start:
-            _notify(f"resumed {config.model_dir} at step {start} of {config.train_steps}.")
+            notes.note(f"resumed {config.model_dir} at step {start} of {config.train_steps}.")
         summary = _train_from(config, start, state, runs, record, net, tx, frozen_params,
-                              frozen_shardings, evaluator, mesh, rules, layout, dropout_root)
+                              frozen_shardings, evaluator, mesh, rules, layout, dropout_root,
+                              prompt_tasks)
     finally:
         runs.close()
         lock.release()
@@ -184,10 +181,10 @@ def _prompt_tasks(config: TrainConfig) -> list[str]:
 
 def _train_from(config: TrainConfig, start: int, state, runs, record, net, tx, frozen_params,
                 frozen_shardings, evaluator: Optional[Evaluator], mesh, rules, layout,
-                dropout_root) -> dict[str, Any]:
-    """The steps from `start` to `config.train_steps`: train, log, evaluate, checkpoint."""
+                dropout_root, prompt_tasks: Sequence[str] = ()) -> dict[str, Any]:
+    """The steps from `start` to `config.train_steps`: train, log, evaluate, checkpoint
+    (`prompt_tasks`: a multi-task run's tasks, one prompt each)."""
     host = jax.process_index()
-    prompt_tasks = _prompt_tasks(config)
     # From a checkpoint the run redoes the steps after it; from nothing, the step-0 evaluation.
     redo_from = start + 1 if start else 0
     train_writer = ScalarWriter(f"{config.model_dir}/train" if host == 0 else None, redo_from)
