@@ -16,12 +16,13 @@ the initializers are deterministic given `rng` and work under
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any, Callable, Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from prompt_tuning import notes
 
 Array = Union[jax.Array, np.ndarray]
 Initializer = Callable[..., jax.Array]
@@ -294,7 +295,7 @@ def from_file(path: str, embedding: Embedding,
         value = files.read_prompt(path, embed_dim=embed)  # [P_file, embed]; any P_file
         rest = fallback or from_sampled_vocab(embedding)
         if value.shape[0] != length:
-            _note(_resize_note(path, value.shape[0], length, rest))
+            notes.note(_resize_note(path, value.shape[0], length, rest))
         rows = jnp.asarray(value[:length])  # [min(P_file, P), embed]
         return _with_fallback(rows, rest, rng, (length, embed), dtype)
 
@@ -316,7 +317,3 @@ def _name(init: Initializer) -> str:
     return qualname.split(".")[0] if isinstance(qualname, str) else repr(init)
 
 
-def _note(message: str) -> None:
-    """One `note:` line on stderr, from process 0 only (as the training loop's notes)."""
-    if jax.process_index() == 0:
-        print(f"note: {message}", file=sys.stderr, flush=True)
