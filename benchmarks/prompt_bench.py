@@ -15,13 +15,23 @@ Modes (each runs in its own child process, so peak RSS is per mode):
                   matrices; `--no-full_factored` for the unfactored prompt settings).
   prompt_infer    `make_score_step` (summed target log-likelihood per example) with the prompt.
   base_infer      the same without a prompt (shows the prompt's cost).
-  prompt_generate encode + `decoding.greedy_decode` over `make_tokens_to_logits`, exactly
-                  `--targets_len` tokens (EOS id set out of the vocabulary so no row stops early,
-                  like the peer's min_new_tokens). Note: our decoder recomputes the whole buffer each
-                  step (no KV cache yet); transformers' generate uses a KV cache.
+  prompt_generate `decoding.generate` (greedy, with the key/value cache, as eval and infer run
+                  it), exactly `--targets_len` tokens (EOS id set out of the vocabulary so no row
+                  stops early, like the peer's min_new_tokens); `--no-kv_cache` recomputes the
+                  decoder over the whole buffer at each step instead.
+  matmul_rate     XLA's rate on one 2048^3 matmul, fp32 and bf16 inputs with fp32 accumulation
+                  (`preferred_element_type`), median of 10: what each step's `gflops_per_s` is
+                  measured against (`matmul_fraction`).
 
 Model: `t5_1_1("small")` shape by default (d_model 512, d_ff 1024, 8+8 layers, 6 heads, d_kv 64,
-vocab 32128, untied logits), random weights from `init_params`; nothing is downloaded. fp32.
+vocab 32128, untied logits), random weights from a jitted `init_params` (as the library builds
+parameters); nothing is downloaded. `--activation_dtype` float32 (default) or bfloat16: with
+bfloat16 every matmul takes bf16 inputs and accumulates in fp32, norms, softmax, logits and the
+loss stay fp32, the prompt and its optimizer state stay fp32, and the frozen kernels are kept in
+bf16 (`model.compute_params`, as the training loop keeps them). full_train keeps every
+parameter fp32 (it trains them).
+
+FLOPs: XLA's cost analysis of the compiled step (`step_gflop`); `gflops_per_s` = that / median.
 
 Data: one fixed synthetic batch (random ids in [2, vocab), no padding) reused every step.
 
@@ -57,7 +67,11 @@ import subprocess
 import sys
 import time
 
-ALL_MODES = ["prompt_train", "full_train", "prompt_infer", "base_infer", "prompt_generate"]
+import numpy as np
+
+ALL_MODES = ["prompt_train", "full_train", "prompt_infer", "base_infer", "prompt_generate",
+             "matmul_rate"]
+DTYPES = ("float32", "bfloat16")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -70,6 +84,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--d_kv", type=int, default=64)
     p.add_argument("--vocab", type=int, default=32128)
     p.add_argument("--dropout", type=float, default=0.1, help="dropout_rate used in train modes")
+    p.add_argument("--activation_dtype", default="float32", choices=DTYPES,
+                   help="ACTIVATION_DTYPE: bfloat16 = bf16 matmul inputs, fp32 accumulation")
+    p.add_argument("--kv_cache", action=argparse.BooleanOptionalAction, default=True,
+                   help="prompt_generate with the key/value cache (as the library generates)")
     # batch shape
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--inputs_len", type=int, default=128, help="encoder tokens, before the prompt")
@@ -150,6 +168,14 @@ def time_loop(fn, warmup: int, steps: int) -> list[tuple[float, float]]:
     return times
 
 
+def add_rate(out: dict, compiled) -> None:
+    """`step_gflop` (XLA's count) and the rate the median step achieved."""
+    flops = step_flops(compiled)
+    if flops is not None and out.get("step_ms_median"):
+        out["step_gflop"] = round(flops / 1e9, 2)
+        out["gflops_per_s"] = round(flops / 1e9 / (out["step_ms_median"] / 1e3), 1)
+
+
 def measure(step, out: dict, args, tokens: bool = True) -> None:
     """Times `step` (first call, warm-up, timed steps) into `out`, with the load around it."""
     t0 = time.perf_counter()
@@ -186,7 +212,37 @@ def t5_config(args, dropout: float):
 
     return t5_1_1("small", vocab_size=args.vocab, emb_dim=args.d_model, mlp_dim=args.d_ff,
                   num_encoder_layers=args.layers, num_decoder_layers=args.layers,
-                  num_heads=args.heads, head_dim=args.d_kv, dropout_rate=dropout)
+                  num_heads=args.heads, head_dim=args.d_kv, dropout_rate=dropout,
+                  dtype=args.activation_dtype)
+
+
+def step_flops(compiled) -> float | None:
+    """XLA's count of floating-point operations in one call of `compiled`."""
+    try:
+        cost = compiled.cost_analysis()
+    except Exception:  # pragma: no cover - backend without cost analysis
+        return None
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost["flops"]) if cost and "flops" in cost else None
+
+
+def matmul_rates(n: int = 2048, repeats: int = 10) -> dict:
+    """GFLOP/s of one n^3 matmul: fp32, and bf16 inputs accumulated in fp32."""
+    import jax
+    import jax.numpy as jnp
+
+    out = {}
+    for name, dtype in (("fp32", jnp.float32), ("bf16_in_fp32_acc", jnp.bfloat16)):
+        a = jnp.asarray(np.random.default_rng(0).normal(size=(n, n)), dtype)
+        f = jax.jit(lambda x, y: jnp.dot(x, y, preferred_element_type=jnp.float32))
+        f(a, a).block_until_ready()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            f(a, a).block_until_ready()
+            times.append(time.perf_counter() - t0)
+        out[f"matmul_{name}_gflops"] = round(2 * n**3 / statistics.median(times) / 1e9, 1)
+    return out
 
 
 def make_batch(args) -> dict:
@@ -209,18 +265,26 @@ def make_batch(args) -> dict:
 def run_mode(mode: str, args) -> dict:
     import jax
 
-    from prompt_tuning.model import Transformer, init_params, param_count
+    from prompt_tuning.model import Transformer, compute_params, init_params, param_count
     from prompt_tuning.prompts import Prompt
     from prompt_tuning import runtime
     from prompt_tuning.training import optim, step as step_lib, trainable
 
     out: dict = {"mode": mode, "cpus": sorted(os.sched_getaffinity(0))}
+    if mode == "matmul_rate":
+        out.update(matmul_rates())
+        out["peak_rss_mib"] = round(peak_rss_mib(), 1)
+        return out
     train = mode in ("prompt_train", "full_train")
     prompt = mode.startswith("prompt")
     t_build = time.perf_counter()
     config = t5_config(args, args.dropout if train else 0.0)
+    out["activation_dtype"] = args.activation_dtype
     model = Transformer(config, prompt=Prompt(args.prompt_len) if prompt else None)
-    params = jax.block_until_ready(init_params(model, jax.random.PRNGKey(args.seed)))
+    # Jitted, as the library initialises parameters (partitioning.shardings): one program, not
+    # hundreds of eager ops and their buffers.
+    params = jax.block_until_ready(
+        jax.jit(lambda key: init_params(model, key))(jax.random.PRNGKey(args.seed)))
     total = param_count(params)
     out["base_model_params"] = total - (args.prompt_len * args.d_model if prompt else 0)
     out["total_params"] = total
@@ -232,6 +296,9 @@ def run_mode(mode: str, args) -> dict:
     out["build_s"] = round(time.perf_counter() - t_build, 2)
     out["rss_after_build_mib"] = round(current_rss_mib(), 1)
 
+    if prompt:  # the frozen model as every job keeps it (16-bit kernels under bfloat16)
+        params = compute_params(params, config)
+    out["param_bytes"] = tree_bytes(params)
     if train:
         if prompt:
             trained, frozen = trainable.split(params, trainable.trainable_paths(params))
@@ -253,9 +320,11 @@ def run_mode(mode: str, args) -> dict:
         out["opt_state_arrays_gt1"] = sum(1 for x in jax.tree.leaves(state.opt_state) if x.size > 1)
         dropout_root = jax.random.PRNGKey(args.seed + 2)
         jitted = jax.jit(step_lib.make_train_step(model, optimizer), donate_argnums=(0,))
+        out["rss_before_compile_mib"] = round(current_rss_mib(), 1)
         t0 = time.perf_counter()
         compiled = jitted.lower(state, frozen, batch, jax.random.fold_in(dropout_root, 0)).compile()
         out["compile_s"] = round(time.perf_counter() - t0, 2)
+        out["peak_rss_after_compile_mib"] = round(peak_rss_mib(), 1)
         out.update(memory_analysis(compiled))
         losses = []
         holder = {"state": state}
@@ -269,6 +338,7 @@ def run_mode(mode: str, args) -> dict:
             holder["state"] = s
 
         measure(step, out, args)
+        add_rate(out, compiled)
         out["loss_first"] = round(losses[0], 4)
         out["loss_last"] = round(losses[-1], 4)
         out["loss_is_per_token"] = True
@@ -284,6 +354,7 @@ def run_mode(mode: str, args) -> dict:
             jax.block_until_ready(compiled(params, batch))
 
         measure(step, out, args)
+        add_rate(out, compiled)
     elif mode == "prompt_generate":
         from prompt_tuning import decoding
 
@@ -292,9 +363,8 @@ def run_mode(mode: str, args) -> dict:
         never_eos = args.vocab
 
         def generate(p, tokens):
-            encoded, mask = model.apply({"params": p}, tokens, method=Transformer.encode)
-            fn = decoding.make_tokens_to_logits(model, p, encoded, mask)
-            return decoding.greedy_decode(fn, tokens.shape[0], args.targets_len, eos_id=never_eos)
+            return decoding.generate(model, p, tokens, decoding.DecodingConfig(), args.targets_len,
+                                     never_eos, cached=args.kv_cache)
 
         t0 = time.perf_counter()
         compiled = jax.jit(generate).lower(params, batch["encoder_input_tokens"]).compile()
@@ -304,11 +374,12 @@ def run_mode(mode: str, args) -> dict:
 
         def step():
             res = jax.block_until_ready(compiled(params, batch["encoder_input_tokens"]))
-            shapes.append(list(res.tokens.shape))
+            shapes.append(list(res.shape))
 
         measure(step, out, args, tokens=False)
+        add_rate(out, compiled)
         out["generated_shape"] = shapes[-1]
-        out["kv_cache"] = False
+        out["kv_cache"] = args.kv_cache
     else:
         raise ValueError(mode)
 

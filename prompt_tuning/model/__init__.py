@@ -4,7 +4,7 @@ from prompt_tuning.model.config import SIZES, T5Config, t5_1_1
 from prompt_tuning.model.decoder import DecodingCache
 from prompt_tuning.model.network import Transformer
 from prompt_tuning.model.seams import Combiner, LayerHook
-from prompt_tuning.model.params import abstract_params, init_params, param_count
+from prompt_tuning.model.params import abstract_params, compute_params, init_params, param_count
 
 __all__ = ["SIZES", "T5Config", "t5_1_1", "Combiner", "DecodingCache", "LayerHook",
-           "Transformer", "abstract_params", "init_params", "param_count"]
+           "Transformer", "abstract_params", "compute_params", "init_params", "param_count"]

@@ -12,6 +12,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from prompt_tuning.model import matmul
+
 Array = jax.Array
 Initializer = Callable[..., Array]
 
@@ -43,6 +45,8 @@ class RMSNorm(nn.Module):
 class Dense(nn.Module):
     """A bias-free linear map with a 2-D kernel `[in, out]`, as T5X stores it.
 
+    Computed in `dtype` with float32 accumulation (`matmul.einsum`); the result is cast to `dtype`.
+
     [..., in] -> [..., features]
     """
 
@@ -56,7 +60,9 @@ class Dense(nn.Module):
     def __call__(self, x: Array) -> Array:
         kernel = self.param("kernel", nn.with_logical_partitioning(self.kernel_init, self.kernel_axes),
                             (x.shape[-1], self.features), self.param_dtype)
-        return jnp.dot(x.astype(self.dtype), kernel.astype(self.dtype))
+        rows = x.reshape(-1, x.shape[-1])
+        y = matmul.einsum("ni,io->no", rows, kernel, self.dtype).astype(self.dtype)
+        return y.reshape(*x.shape[:-1], self.features)
 
 
 class Embed(nn.Module):
@@ -163,10 +169,11 @@ class MultiHeadAttention(nn.Module):
                                                         self.num_heads, self.head_dim)
         if groups > 1 and bias.shape[2] != 1:
             bias = jnp.repeat(bias, groups, axis=2)
-        logits = jnp.einsum("bqhd,bkhd->bhqk", query, key).astype(jnp.float32) + bias
+        # Logits and softmax in float32 whatever the activation dtype.
+        logits = matmul.einsum("bqhd,bkhd->bhqk", query, key, self.dtype) + bias
         weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
         weights = self.weights_dropout(weights, deterministic)
-        out = jnp.einsum("bhqk,bkhd->bqhd", weights, value)
+        out = matmul.einsum("bhqk,bkhd->bqhd", weights, value, self.dtype).astype(self.dtype)
         return self.out(out.reshape(rows, q_length, self.num_heads * self.head_dim))
 
     def __call__(self, queries: Array, keys_values: Array, bias: Array,

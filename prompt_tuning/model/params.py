@@ -8,6 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import traverse_util
 
 from prompt_tuning.model.config import T5Config
 from prompt_tuning.model.network import Transformer
@@ -47,6 +48,27 @@ def logical_axes(model_or_config: Transformer | T5Config) -> PyTree:
 def init_params(model_or_config: Transformer | T5Config, rng: jax.Array) -> PyTree:
     """Randomly initialised, unboxed parameters."""
     return nn.meta.unbox(init_variables(_as_model(model_or_config), rng))["params"]
+
+
+def compute_params(params: PyTree, config: T5Config) -> PyTree:
+    """Frozen parameters as the model computes with them: every matmul kernel in the activation
+    dtype (each use casts it there anyway, so nothing changes but the bytes), once instead of at
+    every step; layer norm scales, relative position biases, the token embedding (also read to
+    initialise prompts) and the float32 `logits_dense` head are kept as they are. The identity
+    in float32. Works on arrays (placed or not) and on `jax.ShapeDtypeStruct`s alike.
+
+    Only for parameters that do not train: optimising a 16-bit copy would lose the updates.
+    """
+    dtype = config.activation_dtype
+    if dtype == jnp.float32:
+        return params
+    flat = traverse_util.flatten_dict(params)
+    for path in list(flat):  # replaced one by one: the old copy of each goes as soon as it can
+        leaf = flat[path]
+        if path[-1] == "kernel" and "logits_dense" not in path and leaf.dtype != dtype:
+            flat[path] = (jax.ShapeDtypeStruct(leaf.shape, dtype, sharding=leaf.sharding)
+                          if isinstance(leaf, jax.ShapeDtypeStruct) else leaf.astype(dtype))
+    return traverse_util.unflatten_dict(flat)
 
 
 def param_count(params: PyTree) -> int:

@@ -12,7 +12,7 @@ import jax
 import numpy as np
 
 from prompt_tuning import errors, paths
-from prompt_tuning.model import T5Config
+from prompt_tuning.model import T5Config, compute_params
 from prompt_tuning.model.config import DTYPES, REMAT_POLICIES
 
 PyTree = Any
@@ -117,8 +117,8 @@ class FrozenModel:
 
 
 def load_frozen_model(model_config: ModelConfig, shardings: Optional[PyTree] = None,
-                      check_vocabulary: bool = True, scanned_shardings: Optional[PyTree] = None
-                      ) -> FrozenModel:
+                      check_vocabulary: bool = True, scanned_shardings: Optional[PyTree] = None,
+                      compute_copy: bool = True) -> FrozenModel:
     """Reads the checkpoint (checked against `architecture`) and the vocabulary.
 
     Args:
@@ -129,6 +129,8 @@ def load_frozen_model(model_config: ModelConfig, shardings: Optional[PyTree] = N
         (False for callers that may never tokenize, e.g. scoring given token ids).
       scanned_shardings: with `scan_layers`, where the stacked parameters go (None: the default
         device).
+      compute_copy: keep the matmul kernels in the run's activation dtype (`compute_params`);
+        False for a caller that may train some of them (training casts its frozen rest).
     """
     from prompt_tuning import checkpoints  # pylint: disable=import-outside-toplevel
     from prompt_tuning.data import vocab  # pylint: disable=import-outside-toplevel
@@ -146,5 +148,8 @@ def load_frozen_model(model_config: ModelConfig, shardings: Optional[PyTree] = N
         params = (scanned_params.stack_onto(params, config, scanned_shardings)
                   if scanned_shardings is not None
                   else scanned_params.stack_layers(params, config))
-    return FrozenModel(config, params, vocabulary, loaded.format, loaded.step,
-                       loaded.prompt)
+    stored_prompt, checkpoint_format, step = loaded.prompt, loaded.format, loaded.step
+    del loaded  # so that compute_params frees each float32 kernel as it goes
+    if compute_copy:
+        params = compute_params(params, config)
+    return FrozenModel(config, params, vocabulary, checkpoint_format, step, stored_prompt)

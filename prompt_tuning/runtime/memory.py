@@ -158,13 +158,15 @@ class AbstractModel:
 def abstract_model(model: ModelConfig, prompt: PromptConfig,
                    placement: "Any") -> AbstractModel:
     """The prompted model of `model` and `prompt`, its parameters abstract on `placement`'s
-    mesh (the prompt replicated, as in every job)."""
+    mesh (the prompt replicated, as in every job), the kernels in the activation dtype as every
+    job keeps them (`compute_params`)."""
     if model.architecture is None:
         raise errors.UsageError("the dry run reads no checkpoint, so it needs the model's size "
                                 "from a size file (e.g. models/t5_1_1_xxl_prompt.gin).")
     net = seam.prompted_model(model.runtime_config(model.architecture), prompt.combiner())
     shardings = partitioning.param_shardings(net, placement.mesh, placement.rules)
-    return AbstractModel(net, on(params_lib.abstract_params(net), shardings), shardings)
+    params = on(params_lib.abstract_params(net), shardings)
+    return AbstractModel(net, params_lib.compute_params(params, net.config), shardings)
 
 
 def abstract_batch(sizes: Mapping[str, tuple[int, ...]], sharding: Any) -> dict[str, Any]:

@@ -42,9 +42,10 @@ class Placement:
         import jax  # pylint: disable=import-outside-toplevel
         return jax.process_index() == 0
 
-    def load_frozen(self, model: ModelConfig, check_vocabulary: bool = True
-                    ) -> tuple[FrozenModel, PyTree]:
-        """The frozen model, each parameter on its sharding, and those shardings.
+    def load_frozen(self, model: ModelConfig, check_vocabulary: bool = True,
+                    compute_copy: bool = True) -> tuple[FrozenModel, PyTree]:
+        """The frozen model, each parameter on its sharding, and those shardings
+        (`compute_copy`: see `load_frozen_model`).
 
         With the architecture known in advance (a size gin file), every array is read straight
         onto its sharding; otherwise the checkpoint tells the architecture and is then placed.
@@ -55,9 +56,10 @@ class Placement:
                                                      self.mesh, self.rules)
             shardings = partitioning.param_shardings(architecture, self.mesh, self.rules)
             frozen = load_frozen_model(model, per_layer, check_vocabulary,
-                                       scanned_shardings=shardings)
+                                       scanned_shardings=shardings, compute_copy=compute_copy)
             return frozen, shardings
-        frozen = load_frozen_model(model, check_vocabulary=check_vocabulary)
+        frozen = load_frozen_model(model, check_vocabulary=check_vocabulary,
+                                   compute_copy=compute_copy)
         shardings = partitioning.param_shardings(frozen.config, self.mesh, self.rules)
         frozen.params = partitioning.put_sharded(frozen.params, shardings)
         return frozen, shardings

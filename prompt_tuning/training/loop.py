@@ -21,7 +21,7 @@ from prompt_tuning import errors
 from prompt_tuning import partitioning as partitioning_lib
 from prompt_tuning import notes, run_dir, runtime
 from prompt_tuning.data import pipeline
-from prompt_tuning.model import Transformer
+from prompt_tuning.model import Transformer, compute_params
 from prompt_tuning.prompts import seam
 from prompt_tuning.training import optim, selection, step as step_lib, train_steps, trainable
 from prompt_tuning.training.config import TrainConfig
@@ -112,7 +112,8 @@ def train(config: TrainConfig, make_evaluator: Optional[EvaluatorFactory] = None
     mesh, rules = placement.mesh, placement.rules
     partitioning_lib.check_batch_size(config.train_dataset.batch_size, mesh)
     layout = partitioning_lib.data_layout(mesh)
-    frozen, frozen_shardings = placement.load_frozen(config.model)
+    # Kept as stored until the trained paths are known (see compute_params below).
+    frozen, frozen_shardings = placement.load_frozen(config.model, compute_copy=False)
     steps, steps_note = train_steps.prompt_steps(config.train_steps, frozen.step)
     config = dataclasses.replace(config, train_steps=steps)
     from prompt_tuning.data import tasks  # pylint: disable=import-outside-toplevel
@@ -128,6 +129,10 @@ def train(config: TrainConfig, make_evaluator: Optional[EvaluatorFactory] = None
     trained, frozen_params, frozen_shardings = _split_trainable(
         runtime.init_prompt(config.prompt, frozen, init_rng, num_prompts), frozen.params,
         config.prompt.trainable, frozen_shardings)
+    # What does not train is kept as the step computes with it (16-bit kernels under a 16-bit
+    # ACTIVATION_DTYPE); the stored copy goes (the prompt was initialised from it above).
+    frozen_params = compute_params(frozen_params, net.config)
+    frozen.params = None
     evaluator = None
     if config.evaluation is not None:  # on the training mesh, the trained part replicated
         eval_shardings = trainable.merge(
