@@ -24,8 +24,8 @@ Modes (each runs in its own child process, so peak RSS is per mode):
                   measured against (`matmul_fraction`).
 
 Model: `t5_1_1("small")` shape by default (d_model 512, d_ff 1024, 8+8 layers, 6 heads, d_kv 64,
-vocab 32128, untied logits), random weights from a jitted `init_params` (as the library builds
-parameters); nothing is downloaded. `--activation_dtype` float32 (default) or bfloat16: with
+vocab 32128, untied logits), random weights made on the host and put on the device as a
+checkpoint is read (`host_random_params`); nothing is downloaded. `--activation_dtype` float32 (default) or bfloat16: with
 bfloat16 every matmul takes bf16 inputs and accumulates in fp32, norms, softmax, logits and the
 loss stay fp32, the prompt and its optimizer state stay fp32, and the frozen kernels are kept in
 bf16 (`model.compute_params`, as the training loop keeps them). full_train keeps every
@@ -86,6 +86,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dropout", type=float, default=0.1, help="dropout_rate used in train modes")
     p.add_argument("--activation_dtype", default="float32", choices=DTYPES,
                    help="ACTIVATION_DTYPE: bfloat16 = bf16 matmul inputs, fp32 accumulation")
+    p.add_argument("--compilation_cache", action=argparse.BooleanOptionalAction, default=True,
+                   help="JAX's persistent compilation cache, as every command has it "
+                        "(cli.compilation_cache: $PT_COMPILATION_CACHE_DIR or ~/.cache)")
     p.add_argument("--kv_cache", action=argparse.BooleanOptionalAction, default=True,
                    help="prompt_generate with the key/value cache (as the library generates)")
     # batch shape
@@ -181,6 +184,7 @@ def measure(step, out: dict, args, tokens: bool = True) -> None:
     t0 = time.perf_counter()
     step()
     out["first_step_ms"] = round((time.perf_counter() - t0) * 1e3, 1)
+    out["first_step_done_unix"] = time.time()  # the parent turns it into process_to_first_step_s
     out["loadavg1_before"] = loadavg1()
     times = time_loop(step, args.warmup, args.steps)
     out["loadavg1_after"] = loadavg1()
@@ -214,6 +218,29 @@ def t5_config(args, dropout: float):
                   num_encoder_layers=args.layers, num_decoder_layers=args.layers,
                   num_heads=args.heads, head_dim=args.d_kv, dropout_rate=dropout,
                   dtype=args.activation_dtype)
+
+
+def host_random_params(model, seed: int):
+    """Random parameters made on the host and put on the device, as a checkpoint is read: the
+    shapes from `abstract_params` (nothing allocated), then one numpy array per leaf (scales 1,
+    kernels N(0, 1/fan_in), embeddings N(0, 1)). Cheaper in time and memory than running the
+    initialisers, eagerly (hundreds of small programs) or jitted (one large compile)."""
+    import jax
+    from flax import traverse_util
+
+    from prompt_tuning.model import abstract_params
+
+    rng = np.random.default_rng(seed)
+    flat = traverse_util.flatten_dict(abstract_params(model))
+    for path, leaf in flat.items():
+        if path[-1] == "scale":
+            value = np.ones(leaf.shape, np.float32)
+        else:
+            value = rng.standard_normal(leaf.shape, dtype=np.float32)
+            if path[-1] == "kernel":
+                value *= np.float32(leaf.shape[-2] ** -0.5)
+        flat[path] = jax.device_put(value.astype(leaf.dtype, copy=False))
+    return traverse_util.unflatten_dict(flat)
 
 
 def step_flops(compiled) -> float | None:
@@ -265,9 +292,10 @@ def make_batch(args) -> dict:
 def run_mode(mode: str, args) -> dict:
     import jax
 
-    from prompt_tuning.model import Transformer, compute_params, init_params, param_count
+    from prompt_tuning.model import Transformer, compute_params, param_count
     from prompt_tuning.prompts import Prompt
     from prompt_tuning import runtime
+    from prompt_tuning.runtime import host_memory
     from prompt_tuning.training import optim, step as step_lib, trainable
 
     out: dict = {"mode": mode, "cpus": sorted(os.sched_getaffinity(0))}
@@ -281,10 +309,7 @@ def run_mode(mode: str, args) -> dict:
     config = t5_config(args, args.dropout if train else 0.0)
     out["activation_dtype"] = args.activation_dtype
     model = Transformer(config, prompt=Prompt(args.prompt_len) if prompt else None)
-    # Jitted, as the library initialises parameters (partitioning.shardings): one program, not
-    # hundreds of eager ops and their buffers.
-    params = jax.block_until_ready(
-        jax.jit(lambda key: init_params(model, key))(jax.random.PRNGKey(args.seed)))
+    params = jax.block_until_ready(host_random_params(model, args.seed))
     total = param_count(params)
     out["base_model_params"] = total - (args.prompt_len * args.d_model if prompt else 0)
     out["total_params"] = total
@@ -324,6 +349,7 @@ def run_mode(mode: str, args) -> dict:
         t0 = time.perf_counter()
         compiled = jitted.lower(state, frozen, batch, jax.random.fold_in(dropout_root, 0)).compile()
         out["compile_s"] = round(time.perf_counter() - t0, 2)
+        host_memory.release()  # what compiling freed goes back to the OS, as the loop does
         out["peak_rss_after_compile_mib"] = round(peak_rss_mib(), 1)
         out.update(memory_analysis(compiled))
         losses = []
@@ -348,6 +374,7 @@ def run_mode(mode: str, args) -> dict:
         t0 = time.perf_counter()
         compiled = jitted.lower(params, batch).compile()
         out["compile_s"] = round(time.perf_counter() - t0, 2)
+        host_memory.release()  # what compiling freed goes back to the OS, as the loop does
         out.update(memory_analysis(compiled))
 
         def step():
@@ -369,6 +396,7 @@ def run_mode(mode: str, args) -> dict:
         t0 = time.perf_counter()
         compiled = jax.jit(generate).lower(params, batch["encoder_input_tokens"]).compile()
         out["compile_s"] = round(time.perf_counter() - t0, 2)
+        host_memory.release()  # what compiling freed goes back to the OS, as the loop does
         out.update(memory_analysis(compiled))
         shapes = []
 
@@ -410,6 +438,11 @@ def versions() -> dict:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if args._child or args.in_process:
+        if args.compilation_cache:
+            from prompt_tuning.cli import compilation_cache
+
+            compilation_cache.enable()
     if args._child:
         limit_cpus(args.threads)
         print("__RESULT__" + json.dumps(run_mode(args._child, args)), flush=True)
@@ -426,12 +459,15 @@ def main(argv=None) -> None:
         else:
             child_argv = list(argv if argv is not None else sys.argv[1:])
             cmd = [sys.executable, os.path.abspath(__file__), *child_argv, "--_child", mode]
+            started = time.time()
             cp = subprocess.run(cmd, capture_output=True, text=True)
             lines = [l for l in cp.stdout.splitlines() if l.startswith("__RESULT__")]
             if cp.returncode != 0 or not lines:
                 r = {"mode": mode, "error": (cp.stderr or cp.stdout)[-2000:], "returncode": cp.returncode}
             else:
                 r = json.loads(lines[-1][len("__RESULT__"):])
+                if "first_step_done_unix" in r:  # start-up as a user sees it: imports included
+                    r["process_to_first_step_s"] = round(r.pop("first_step_done_unix") - started, 2)
         r["mode_wall_s"] = round(time.perf_counter() - t0, 1)
         results[mode] = r
         print(f"[prompt_bench] {mode}: done in {r['mode_wall_s']} s", file=sys.stderr, flush=True)

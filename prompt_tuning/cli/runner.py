@@ -21,6 +21,7 @@ import traceback
 from typing import Callable, NoReturn, Optional, Sequence
 
 from prompt_tuning import errors, stderr_guard
+from prompt_tuning.cli import compilation_cache
 
 Main = Callable[[Sequence[str]], None]
 DEBUG_ENV = "PT_DEBUG"
@@ -62,6 +63,7 @@ def call(main: Main, argv: Optional[Sequence[str]] = None) -> int:
         # notes) are not the user's business; --verbose shows them.
         from absl import logging  # pylint: disable=import-outside-toplevel
         logging.set_verbosity(logging.ERROR)
+    compilation_cache.enable()
     try:
         main(argv)
     except SystemExit as e:  # --help, or a command that chose its own code

@@ -22,18 +22,18 @@ from prompt_tuning.model.config import T5Config
 from prompt_tuning.model.relpos import RelativePositionBiases
 
 Array = jax.Array
-KeyValue = tuple[Array, Array]  # ([batch, length, heads, head_dim], same)
+KeyValue = tuple[Array, Array]  # ([batch, heads, length, head_dim], same)
 
 
 class DecodingCache(NamedTuple):
     """What `Decoder.step` needs of earlier work.
 
     Attributes:
-      self_kv: one (key, value) per decoder layer, `[batch', max_length, heads, head_dim]`;
+      self_kv: one (key, value) per decoder layer, `[batch', heads, max_length, head_dim]`;
         positions not decoded yet hold zeros and are masked. Beam search reorders these rows.
         With `scan_layers`, one (key, value) pair stacked over the layers,
-        `[layers, batch', max_length, heads, head_dim]`.
-      cross_kv: the same for the encoder outputs, `[batch, input_length, heads, head_dim]`
+        `[layers, batch', heads, max_length, head_dim]`.
+      cross_kv: the same for the encoder outputs, `[batch, heads, input_length, head_dim]`
         per layer (or stacked).
       encoder_mask: [batch, input_length] bool.
     """
@@ -84,9 +84,9 @@ class DecoderLayer(nn.Module):
         y = self.pre_self_attention_layer_norm(x)
         new_key, new_value = self.self_attention.project_kv(y)
         key = lax.dynamic_update_slice_in_dim(self_kv[0], new_key.astype(self_kv[0].dtype),
-                                              position, axis=1)
+                                              position, axis=2)
         value = lax.dynamic_update_slice_in_dim(self_kv[1], new_value.astype(self_kv[1].dtype),
-                                                position, axis=1)
+                                                position, axis=2)
         x = x + self.self_attention.attend(y, key, value, self_bias)
         y = self.pre_cross_attention_layer_norm(x)
         x = x + self.encoder_decoder_attention.attend(y, *cross_kv, cross_bias)
@@ -191,7 +191,7 @@ class Decoder(nn.Module):
                    max_length: int) -> DecodingCache:
         """An empty cache for `rows` sequences (batch or batch * beams) of `max_length`."""
         cfg = self.config
-        shape = (rows, max_length, cfg.num_heads, cfg.head_dim)
+        shape = (rows, cfg.num_heads, max_length, cfg.head_dim)
         if cfg.scan_layers:
             empty = jnp.zeros((cfg.num_decoder_layers, *shape), cfg.activation_dtype)
             return DecodingCache(self_kv=(empty, empty),
@@ -209,7 +209,7 @@ class Decoder(nn.Module):
         Only causality masks the decoder (positions after `position` are not decoded yet), as
         in `Transformer.decode` without targets.
         """
-        max_length = jax.tree.leaves(cache.self_kv)[0].shape[-3]
+        max_length = jax.tree.leaves(cache.self_kv)[0].shape[-2]
         visible = jnp.arange(max_length) <= position                      # [max_length]
         self_bias = (layers.mask_to_bias(visible[None, None, None, :])
                      + self.relpos_bias(1, max_length, query_offset=position))
@@ -229,6 +229,6 @@ class Decoder(nn.Module):
 
 def reorder_rows(cache: DecodingCache, rows: Any) -> DecodingCache:
     """The self-attention cache with its rows (batch * beams) gathered by `rows` [batch']."""
-    # Rows are axis 0 of a layer's [batch', max_length, heads, head_dim], axis 1 when stacked.
+    # Rows are axis 0 of a layer's [batch', heads, max_length, head_dim], axis 1 when stacked.
     return cache._replace(self_kv=jax.tree.map(lambda x: jnp.take(x, rows, axis=x.ndim - 4),
                                                cache.self_kv))

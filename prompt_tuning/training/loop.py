@@ -20,6 +20,7 @@ import numpy as np
 from prompt_tuning import errors
 from prompt_tuning import partitioning as partitioning_lib
 from prompt_tuning import notes, run_dir, runtime
+from prompt_tuning.runtime import host_memory
 from prompt_tuning.data import pipeline
 from prompt_tuning.model import Transformer, compute_params
 from prompt_tuning.prompts import seam
@@ -241,6 +242,8 @@ def _train_from(config: TrainConfig, start: int, state, runs, record, net, tx, f
             if not math.isfinite(loss_value) or not bool(metrics["params_finite"]):
                 raise _diverged(config, runs, step, loss_value)
             state = new_state
+            if step == start + 1:  # the step (and the evaluation before it) are compiled now
+                host_memory.release()
             last = step == config.train_steps
             if step % config.log_period == 0 or last:
                 rate = (step - tick_step) / max(time.time() - tick, 1e-9)
