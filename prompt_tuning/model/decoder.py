@@ -166,9 +166,10 @@ class Decoder(nn.Module):
         else:
             self.layers = [cfg.remat(DecoderLayer)(cfg) for _ in range(cfg.num_decoder_layers)]
         self.decoder_norm = layers.RMSNorm(cfg.layer_norm_epsilon, **cfg.layer_dtypes)
-        # Logits in float32, whatever the activation dtype (T5X does the same).
-        self.logits_dense = layers.Dense(cfg.vocab_size, ("embed", "vocab"), dtype=jnp.float32,
-                                         param_dtype=cfg.parameter_dtype)
+        # Logits in float32 whatever the activation dtype (the product accumulates in float32
+        # and is not rounded to 16 bits; T5X rounds, then casts).
+        self.logits_dense = layers.Dense(cfg.vocab_size, ("embed", "vocab"), **cfg.layer_dtypes,
+                                         out_dtype=jnp.float32)
         self.embedding_dropout = layers.dropout(cfg.dropout_rate)
         self.output_dropout = layers.dropout(cfg.dropout_rate)
 

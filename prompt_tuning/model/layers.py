@@ -6,7 +6,7 @@ its logical axes (`embed`, `mlp`, `joined_kv`, ...) onto a device mesh without m
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 import flax.linen as nn
 import jax
@@ -45,7 +45,8 @@ class RMSNorm(nn.Module):
 class Dense(nn.Module):
     """A bias-free linear map with a 2-D kernel `[in, out]`, as T5X stores it.
 
-    Computed in `dtype` with float32 accumulation (`matmul.einsum`); the result is cast to `dtype`.
+    Computed in `dtype` with float32 accumulation (`matmul.einsum`); the result is cast to
+    `out_dtype` (None: `dtype`).
 
     [..., in] -> [..., features]
     """
@@ -55,13 +56,15 @@ class Dense(nn.Module):
     kernel_init: Initializer = default_kernel_init
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
+    out_dtype: Optional[jnp.dtype] = None
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
         kernel = self.param("kernel", nn.with_logical_partitioning(self.kernel_init, self.kernel_axes),
                             (x.shape[-1], self.features), self.param_dtype)
         rows = x.reshape(-1, x.shape[-1])
-        y = matmul.einsum("ni,io->no", rows, kernel, self.dtype).astype(self.dtype)
+        y = matmul.einsum("ni,io->no", rows, kernel, self.dtype)
+        y = y.astype(self.dtype if self.out_dtype is None else self.out_dtype)
         return y.reshape(*x.shape[:-1], self.features)
 
 

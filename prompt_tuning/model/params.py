@@ -51,11 +51,11 @@ def init_params(model_or_config: Transformer | T5Config, rng: jax.Array) -> PyTr
 
 
 def compute_params(params: PyTree, config: T5Config) -> PyTree:
-    """Frozen parameters as the model computes with them: every matmul kernel in the activation
-    dtype (each use casts it there anyway, so nothing changes but the bytes), once instead of at
-    every step; layer norm scales, relative position biases, the token embedding (also read to
-    initialise prompts) and the float32 `logits_dense` head are kept as they are. The identity
-    in float32. Works on arrays (placed or not) and on `jax.ShapeDtypeStruct`s alike.
+    """Frozen parameters as the model computes with them: every matmul kernel (`logits_dense`
+    too) in the activation dtype (each use casts it there anyway, so nothing changes but the
+    bytes), once instead of at every step; layer norm scales, relative position biases and the
+    token embedding (also read to initialise prompts) are kept as they are. The identity in
+    float32. Works on arrays (placed or not) and on `jax.ShapeDtypeStruct`s alike.
 
     Only for parameters that do not train: optimising a 16-bit copy would lose the updates.
     """
@@ -65,7 +65,7 @@ def compute_params(params: PyTree, config: T5Config) -> PyTree:
     flat = traverse_util.flatten_dict(params)
     for path in list(flat):  # replaced one by one: the old copy of each goes as soon as it can
         leaf = flat[path]
-        if path[-1] == "kernel" and "logits_dense" not in path and leaf.dtype != dtype:
+        if path[-1] == "kernel" and leaf.dtype != dtype:
             flat[path] = (jax.ShapeDtypeStruct(leaf.shape, dtype, sharding=leaf.sharding)
                           if isinstance(leaf, jax.ShapeDtypeStruct) else leaf.astype(dtype))
     return traverse_util.unflatten_dict(flat)

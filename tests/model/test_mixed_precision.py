@@ -86,14 +86,10 @@ def test_bf16_train_graph_products_norms_softmax_and_prompt():
     jaxpr = jax.make_jaxpr(jax.value_and_grad(loss))(trained, frozen).jaxpr
     eqns = list(_equations(jaxpr))
     dots = [e for e in eqns if e.primitive.name == "dot_general"]
-    low = [e for e in dots if [v.aval.dtype for v in e.invars] == [BF16, BF16]]
-    full = [e for e in dots if [v.aval.dtype for v in e.invars] == [jnp.float32] * 2]
-    assert len(low) + len(full) == len(dots)  # no product mixes dtypes
-    assert all(e.outvars[0].aval.dtype == jnp.float32 for e in dots)
-    # The float32 ones are the logits head alone: its product and its input gradient.
-    assert all(e.invars[1].aval.shape[-1] == CONFIG.vocab_size
-               or e.invars[0].aval.shape[-1] == CONFIG.vocab_size for e in full)
-    assert len(full) == 2 and len(low) > 40
+    assert len(dots) > 40  # forward and backward of every layer and of the logits head
+    for e in dots:
+        assert [v.aval.dtype for v in e.invars] == [BF16, BF16]
+        assert e.outvars[0].aval.dtype == jnp.float32
     for name in ("exp", "rsqrt", "log"):  # softmax, RMS norm, loss
         found = [e for e in eqns if e.primitive.name == name]
         assert found and all(e.invars[0].aval.dtype == jnp.float32 for e in found), name
@@ -119,8 +115,7 @@ def test_compute_params_casts_the_kernels_only():
     cast = traverse_util.flatten_dict(compute_params(params, CONFIG.replace(dtype="bfloat16")),
                                       sep="/")
     for path, value in traverse_util.flatten_dict(params, sep="/").items():
-        kernel = path.endswith("kernel") and "logits_dense" not in path
-        assert cast[path].dtype == (BF16 if kernel else jnp.float32), path
+        assert cast[path].dtype == (BF16 if path.endswith("kernel") else jnp.float32), path
         np.testing.assert_array_equal(np.asarray(cast[path], np.float32),
                                       np.asarray(value.astype(cast[path].dtype), np.float32))
     abstract = jax.eval_shape(lambda: params)
