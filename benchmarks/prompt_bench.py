@@ -223,7 +223,8 @@ def t5_config(args, dropout: float):
 def host_random_params(model, seed: int):
     """Random parameters made on the host and put on the device, as a checkpoint is read: the
     shapes from `abstract_params` (nothing allocated), then one numpy array per leaf (scales 1,
-    kernels N(0, 1/fan_in), embeddings N(0, 1)). Cheaper in time and memory than running the
+    kernels N(0, 1/fan_in), query kernels also / sqrt(head_dim) as T5X initialises them,
+    embeddings N(0, 1)). Cheaper in time and memory than running the
     initialisers, eagerly (hundreds of small programs) or jitted (one large compile)."""
     import jax
     from flax import traverse_util
@@ -239,6 +240,8 @@ def host_random_params(model, seed: int):
             value = rng.standard_normal(leaf.shape, dtype=np.float32)
             if path[-1] == "kernel":
                 value *= np.float32(leaf.shape[-2] ** -0.5)
+                if "query" in path:  # T5 folds attention's 1/sqrt(head_dim) into the query init
+                    value *= np.float32(model.config.head_dim ** -0.5)
         flat[path] = jax.device_put(value.astype(leaf.dtype, copy=False))
     return traverse_util.unflatten_dict(flat)
 
