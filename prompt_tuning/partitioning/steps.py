@@ -36,6 +36,12 @@ class MeshFunction:
         with jax.set_mesh(self.mesh), nn.logical_axis_rules(self.rules):
             return self._jitted.lower(*args, **kwargs)
 
+    def compiled(self, *args, **kwargs) -> "MeshFunction":
+        """The same function compiled now for arguments shaped like these (ahead of its first
+        call, e.g. to free the compiler's memory before the program's own buffers exist); it
+        then accepts only arguments of these shapes, dtypes and shardings."""
+        return MeshFunction(self.lower(*args, **kwargs).compile(), self.mesh, self.rules)
+
 
 def jit_train_step(train_step: Callable, mesh: Mesh, state_shardings: PyTree,
                    frozen_shardings: PyTree, batch_sharding: Sharding,
