@@ -6,7 +6,9 @@ evaluation programs, scoring and generation. Where: `$PT_COMPILATION_CACHE_DIR` 
 `off` turns the cache off), else JAX's own `JAX_COMPILATION_CACHE_DIR` if the user set it, else
 `$XDG_CACHE_HOME/prompt_tuning/xla` (`~/.cache/prompt_tuning/xla`). Every program is cached,
 however quickly it compiled (JAX's default skips those under a second, which is all of the tiny
-model's). A directory that cannot be created leaves the cache off: it only ever saves time.
+model's), and the directory is kept under `MAX_BYTES` (least recently used entries go first;
+`JAX_COMPILATION_CACHE_MAX_SIZE` overrides). A directory that cannot be created leaves the cache
+off: it only ever saves time.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 from typing import Mapping, Optional
 
 ENV = "PT_COMPILATION_CACHE_DIR"
+MAX_BYTES = 2 * 2**30
 
 
 def cache_dir(environ: Mapping[str, str] = os.environ) -> Optional[str]:
@@ -41,11 +44,13 @@ def enable(environ: Optional[dict] = None) -> Optional[str]:
         return None
     settings = {"jax_compilation_cache_dir": path,
                 "jax_persistent_cache_min_compile_time_secs": 0.0,
-                "jax_persistent_cache_min_entry_size_bytes": 0}
+                "jax_persistent_cache_min_entry_size_bytes": 0,
+                "jax_compilation_cache_max_size": MAX_BYTES}
     if "jax" in sys.modules:  # already configured from the environment: update it
         import jax  # pylint: disable=import-outside-toplevel
         for name, value in settings.items():
-            jax.config.update(name, value)
+            if name == "jax_compilation_cache_dir" or name.upper() not in environ:
+                jax.config.update(name, value)
     else:  # read by jax when it is first imported; nothing heavy is imported here
         environ["JAX_COMPILATION_CACHE_DIR"] = path
         for name, value in settings.items():
