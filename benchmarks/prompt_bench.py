@@ -350,21 +350,24 @@ def run_mode(mode: str, args) -> dict:
         jitted = jax.jit(step_lib.make_train_step(model, optimizer), donate_argnums=(0,))
         out["rss_before_compile_mib"] = round(current_rss_mib(), 1)
         t0 = time.perf_counter()
-        compiled = jitted.lower(state, frozen, batch, jax.random.fold_in(dropout_root, 0)).compile()
+        # As the training loop does: the step's rng from a Python step number (so the eager
+        # fold_in is compiled once, here, before the compiler's memory is released).
+        compiled = jitted.lower(state, frozen, batch, jax.random.fold_in(dropout_root, 1)).compile()
         out["compile_s"] = round(time.perf_counter() - t0, 2)
         host_memory.release()  # what compiling freed goes back to the OS, as the loop does
         out["peak_rss_after_compile_mib"] = round(peak_rss_mib(), 1)
         out.update(memory_analysis(compiled))
         losses = []
-        holder = {"state": state}
+        holder = {"state": state, "step": 1}
         del state, trained
 
         def step():
             s = holder["state"]
-            s, metrics = compiled(s, frozen, batch, jax.random.fold_in(dropout_root, s.step))
+            s, metrics = compiled(s, frozen, batch, jax.random.fold_in(dropout_root, holder["step"]))
             jax.block_until_ready(s)
-            losses.append(float(metrics["loss"] / metrics["num_tokens"]))  # per token, like the peer's mean
-            holder["state"] = s
+            # Per token, like the peer's mean; divided on the host, as the loop reads its loss.
+            losses.append(float(metrics["loss"]) / float(metrics["num_tokens"]))
+            holder["state"], holder["step"] = s, holder["step"] + 1
 
         measure(step, out, args)
         add_rate(out, compiled)
