@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from prompt_tuning import errors
-from prompt_tuning.data.pipeline import PROMPT_IDS
+from prompt_tuning.data.features import PROMPT_IDS
 from prompt_tuning.data.tensorflow_quiet import seqio, tf
 
 

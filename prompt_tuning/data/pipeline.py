@@ -16,10 +16,7 @@ from typing import Iterator, Mapping, Optional
 import numpy as np
 
 from prompt_tuning import errors
-
-FEATURES = ("encoder_input_tokens", "decoder_input_tokens", "decoder_target_tokens",
-            "decoder_loss_weights")
-PROMPT_IDS = "prompt_ids"
+from prompt_tuning.data.features import FEATURES, PROMPT_IDS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from prompt_tuning import partitioning
-from prompt_tuning.data.pipeline import FEATURES
+from prompt_tuning.data.features import FEATURES
 from prompt_tuning.evaluation import evaluator, predictors
 from prompt_tuning.runtime import EvalConfig, Placement, memory
 

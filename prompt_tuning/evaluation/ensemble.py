@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from prompt_tuning import decoding
-from prompt_tuning.data.pipeline import PROMPT_IDS
+from prompt_tuning.data.features import PROMPT_IDS
 from prompt_tuning.evaluation import predictors
 from prompt_tuning.evaluation.evaluator import Metrics, TaskEvaluator
 from prompt_tuning.model import Transformer

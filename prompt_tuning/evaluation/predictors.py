@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from prompt_tuning import decoding, errors
-from prompt_tuning.data.pipeline import PROMPT_IDS
+from prompt_tuning.data.features import PROMPT_IDS
 from prompt_tuning.model import Transformer
 from prompt_tuning.runtime import make_score_step
 

@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping, Optional
 import jax
 import jax.numpy as jnp
 
-from prompt_tuning.data.pipeline import PROMPT_IDS
+from prompt_tuning.data.features import PROMPT_IDS
 from prompt_tuning.model import Transformer
 
 Array = jax.Array

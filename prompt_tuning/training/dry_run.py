@@ -6,7 +6,7 @@ from __future__ import annotations
 import jax
 
 from prompt_tuning import partitioning
-from prompt_tuning.data.pipeline import FEATURES
+from prompt_tuning.data.features import FEATURES
 from prompt_tuning.runtime import Placement, memory
 from prompt_tuning.training import optim, step as step_lib, trainable
 from prompt_tuning.training.config import TrainConfig
