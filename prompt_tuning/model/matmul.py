@@ -31,6 +31,13 @@ def einsum(spec: str, lhs: Array, rhs: Array, dtype) -> Array:
     return _low_precision_einsum(spec, lhs.astype(dtype), rhs.astype(dtype))
 
 
+def _operands(spec: str) -> tuple[str, str, str]:
+    """"ab,bc->ac" -> ("ab", "bc", "ac")."""
+    inputs, out = spec.split("->")
+    lhs_spec, rhs_spec = inputs.split(",")
+    return lhs_spec, rhs_spec, out
+
+
 def _product(spec: str, lhs: Array, rhs: Array) -> Array:
     """16-bit operands, float32 accumulation and result.
 
@@ -39,8 +46,7 @@ def _product(spec: str, lhs: Array, rhs: Array) -> Array:
     (e.g. "bqhd,bhqk->bkhd" fails at run time where "bhqk,bqhd->bkhd" runs), and the order changes
     nothing else.
     """
-    inputs, out = spec.split("->")
-    lhs_spec, rhs_spec = inputs.split(",")
+    lhs_spec, rhs_spec, out = _operands(spec)
     first_own = next((c for c in out if not (c in lhs_spec and c in rhs_spec)), None)
     if first_own is not None and first_own not in lhs_spec:
         spec, lhs, rhs = f"{rhs_spec},{lhs_spec}->{out}", rhs, lhs
@@ -58,8 +64,7 @@ def _forward(spec, lhs, rhs):
 
 def _backward(spec, residuals, cotangent):
     lhs, rhs = residuals
-    inputs, out = spec.split("->")
-    lhs_spec, rhs_spec = inputs.split(",")
+    lhs_spec, rhs_spec, out = _operands(spec)
     cotangent = cotangent.astype(lhs.dtype)
     d_lhs = _product(f"{out},{rhs_spec}->{lhs_spec}", cotangent, rhs)
     d_rhs = _product(f"{out},{lhs_spec}->{rhs_spec}", cotangent, lhs)
