@@ -37,18 +37,16 @@ def run_training(config: Any) -> dict[str, Any]:
     from prompt_tuning.evaluation import task_evaluator  # pylint: disable=import-outside-toplevel
     from prompt_tuning.training import loop  # pylint: disable=import-outside-toplevel
 
-    make_evaluator = None
-    if config.evaluation is not None:
-        lengths = config.train_dataset.task_feature_lengths
-        prompt_index = None
-        if config.train_dataset.prompt_per_task:  # each task is evaluated with its own prompt
-            from prompt_tuning.data import multitask  # pylint: disable=import-outside-toplevel
-            names = multitask.prompt_tasks(config.train_dataset.mixture_or_task_name,
-                                           config.train_dataset.split)
-            prompt_index = {name: i for i, name in enumerate(names)}
-        make_evaluator = lambda model, frozen, placement, shardings: task_evaluator(  # noqa: E731
-            config.evaluation, lengths, model, frozen.vocabulary, placement, shardings,
-            prompt_index)
+    if config.evaluation is None:
+        return loop.train(config, None, on_start=gin_config.save_operative_config)
+    lengths = config.train_dataset.task_feature_lengths
+
+    def make_evaluator(model, frozen, placement, shardings, prompt_tasks):
+        # A multi-task run: each task is evaluated with its own row of the prompt table.
+        prompt_index = {name: i for i, name in enumerate(prompt_tasks)} or None
+        return task_evaluator(config.evaluation, lengths, model, frozen.vocabulary, placement,
+                              shardings, prompt_index)
+
     return loop.train(config, make_evaluator, on_start=gin_config.save_operative_config)
 
 

@@ -46,9 +46,10 @@ class Evaluator(Protocol):
 
 
 # (the prompted model, the frozen model, the run's placement, the shardings of the parameter
-# tree the evaluator gets) -> the evaluator of the run's dev set.
-EvaluatorFactory = Callable[[Transformer, runtime.FrozenModel, runtime.Placement, PyTree],
-                            Evaluator]
+# tree the evaluator gets, a multi-task run's tasks in prompt-table row order or () for one
+# prompt) -> the evaluator of the run's dev set.
+EvaluatorFactory = Callable[[Transformer, runtime.FrozenModel, runtime.Placement, PyTree,
+                             Sequence[str]], Evaluator]
 
 
 def _task_names(config: TrainConfig) -> list[str]:
@@ -138,7 +139,7 @@ def train(config: TrainConfig, make_evaluator: Optional[EvaluatorFactory] = None
     if config.evaluation is not None:  # on the training mesh, the trained part replicated
         eval_shardings = trainable.merge(
             jax.tree.map(lambda _: placement.replicated(), trained), frozen_shardings)
-        evaluator = make_evaluator(net, frozen, placement, eval_shardings)
+        evaluator = make_evaluator(net, frozen, placement, eval_shardings, prompt_tasks)
     state = partitioning_lib.shard_train_state(step_lib.TrainState.create(trained, tx), mesh)
     runs = run_dir.RunCheckpoints(config.model_dir, keep=config.checkpoint.keep, writer=True)
     record: dict[str, Any] = {"best_score": None, "best_step": None, "best_metrics": None,
