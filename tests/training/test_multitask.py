@@ -51,18 +51,22 @@ def test_each_task_learns_its_own_prompt(run, tmp_path):
         exported[task] = (path, recorded)
     for task, (path, recorded) in exported.items():
         for asked in TASKS:
-            output = tmp_path / f"eval_{task}_{asked}"
-            flags = [f for f in tiny_run.eval_flags(str(output)) if "MIXTURE_OR_TASK" not in f]
-            result = runner.run_in_process("prompt_tuning.eval", *flags,
-                                           f"--gin.MIXTURE_OR_TASK_NAME='{asked}'",
-                                           f"--gin.PROMPT_FILE='{path}'")
-            assert result.returncode == 0, result.stderr
-            with open(output / "eval_results.json") as f:
-                accuracy = json.load(f)["metrics"][asked]["accuracy"]
+            accuracy = _evaluate(tmp_path / f"eval_{task}_{asked}", asked,
+                                 f"--gin.PROMPT_FILE='{path}'")[asked]["accuracy"]
             if asked == task:  # the exported prompt alone scores what the run recorded
                 assert accuracy == pytest.approx(recorded)
             else:  # and is no prompt for the other task
                 assert accuracy < 50.0
+
+
+def _evaluate(output, task: str, prompt_flag: str) -> dict:
+    """`eval` of `task` (a task or mixture) with the prompt `prompt_flag` names: its metrics."""
+    flags = [f for f in tiny_run.eval_flags(str(output)) if "MIXTURE_OR_TASK" not in f]
+    result = runner.run_in_process("prompt_tuning.eval", *flags,
+                                   f"--gin.MIXTURE_OR_TASK_NAME='{task}'", prompt_flag)
+    assert result.returncode == 0, result.stderr
+    with open(output / "eval_results.json") as f:
+        return json.load(f)["metrics"]
 
 
 def test_a_multi_task_run_exports_one_named_prompt_at_a_time(run, tmp_path):
@@ -115,14 +119,7 @@ def test_each_task_keeps_the_prompt_of_its_own_best_evaluation():
 
 
 def test_eval_and_infer_from_the_run_use_each_tasks_prompt(run, tmp_path):
-    output = tmp_path / "eval"
-    flags = [f for f in tiny_run.eval_flags(str(output)) if "MIXTURE_OR_TASK" not in f]
-    result = runner.run_in_process("prompt_tuning.eval", *flags,
-                                   f"--gin.MIXTURE_OR_TASK_NAME='{MIXTURE}'",
-                                   f"--gin.MODEL_DIR='{run}'")
-    assert result.returncode == 0, result.stderr
-    with open(output / "eval_results.json") as f:
-        metrics = json.load(f)["metrics"]
+    metrics = _evaluate(tmp_path / "eval", MIXTURE, f"--gin.MODEL_DIR='{run}'")
     assert set(metrics) == set(TASKS) and all(m["accuracy"] >= 90.0 for m in metrics.values())
 
     predictions = tmp_path / "predictions.jsonl"
