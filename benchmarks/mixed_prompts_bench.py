@@ -29,6 +29,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from machine import limit_cpus, matmul_gflops  # noqa: E402
+
 
 def _parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__,
@@ -43,22 +45,9 @@ def _parse() -> argparse.Namespace:
     return p.parse_args()
 
 
-def matmul_gflops() -> float:
-    import jax
-    import jax.numpy as jnp
-    a = jnp.ones((1024, 1024), jnp.float32)
-    f = jax.jit(lambda x: x @ x)
-    f(a).block_until_ready()
-    start = time.perf_counter()
-    for _ in range(20):
-        f(a).block_until_ready()
-    return 20 * 2 * 1024 ** 3 / (time.perf_counter() - start) / 1e9
-
-
 def main() -> None:
     args = _parse()
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, list(range(min(args.threads, os.cpu_count() or 1))))
+    limit_cpus(args.threads)
     import jax
     import numpy as np
 
@@ -123,7 +112,7 @@ def main() -> None:
     result = {"model": f"t5_1_1 {args.size} shape, random, fp32", "batch": b,
               "inputs_len": args.inputs_len, "targets_len": args.targets_len,
               "prompt_len": args.prompt_len, "rounds": args.rounds, "threads": args.threads,
-              "matmul_gflops": round(matmul_gflops(), 1), "loadavg1": os.getloadavg()[0]}
+              "matmul_gflops": round(matmul_gflops(n=1024, repeats=20), 1), "loadavg1": os.getloadavg()[0]}
     for kind in ("score", "generate"):
         base = statistics.median(times[("one_prompt", kind)])
         for name in variants:

@@ -61,13 +61,14 @@ import argparse
 import json
 import os
 import platform
-import resource
-import statistics
 import subprocess
 import sys
 import time
 
 import numpy as np
+
+from machine import current_rss_mib, limit_cpus, matmul_rates, peak_rss_mib
+from timing import add_rate, measure, memory_analysis, tree_bytes
 
 ALL_MODES = ["prompt_train", "full_train", "prompt_infer", "base_infer", "prompt_generate",
              "matmul_rate"]
@@ -116,99 +117,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-# --------------------------------------------------------------------------------------------- helpers
-
-
-def limit_cpus(threads: int) -> list[int]:
-    """Pins this process to `threads` CPUs (if it may use more). Must run before JAX starts."""
-    cpus = sorted(os.sched_getaffinity(0))
-    if threads < len(cpus):
-        os.sched_setaffinity(0, cpus[:threads])
-    return sorted(os.sched_getaffinity(0))
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
-
-
-def current_rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        pages = int(f.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def loadavg1() -> float:
-    with open("/proc/loadavg") as f:
-        return float(f.read().split()[0])
-
-
-def timing_summary(times: list[tuple[float, float]], batch: int, threads: int) -> dict:
-    """times: (wall_s, process_cpu_s) per step; the same fields as the peer's."""
-    wall = [w for w, _ in times]
-    cpu = [c for _, c in times]
-    med = statistics.median(wall)
-    return {
-        "steps_timed": len(wall),
-        "step_ms_median": round(med * 1e3, 2),
-        "step_ms_min": round(min(wall) * 1e3, 2),
-        "step_ms_max": round(max(wall) * 1e3, 2),
-        "steps_per_s": round(1.0 / med, 4),
-        "examples_per_s": round(batch / med, 3),
-        "steps_per_s_best": round(1.0 / min(wall), 4),
-        "step_cpu_ms_median": round(statistics.median(cpu) * 1e3, 2),
-        "cpu_util": round(sum(cpu) / (sum(wall) * threads), 3),
-    }
-
-
-def time_loop(fn, warmup: int, steps: int) -> list[tuple[float, float]]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(steps):
-        t0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        times.append((time.perf_counter() - t0, time.process_time() - c0))
-    return times
-
-
-def add_rate(out: dict, compiled) -> None:
-    """`step_gflop` (XLA's count) and the rate the median step achieved."""
-    flops = step_flops(compiled)
-    if flops is not None and out.get("step_ms_median"):
-        out["step_gflop"] = round(flops / 1e9, 2)
-        out["gflops_per_s"] = round(flops / 1e9 / (out["step_ms_median"] / 1e3), 1)
-
-
-def measure(step, out: dict, args, tokens: bool = True) -> None:
-    """Times `step` (first call, warm-up, timed steps) into `out`, with the load around it."""
-    t0 = time.perf_counter()
-    step()
-    out["first_step_ms"] = round((time.perf_counter() - t0) * 1e3, 1)
-    out["first_step_done_unix"] = time.time()  # the parent turns it into process_to_first_step_s
-    out["loadavg1_before"] = loadavg1()
-    times = time_loop(step, args.warmup, args.steps)
-    out["loadavg1_after"] = loadavg1()
-    out.update(timing_summary(times, args.batch, args.threads))
-    if tokens:
-        out["tokens_per_s"] = round((out["encoder_len"] + args.targets_len) * args.batch
-                                    / statistics.median(w for w, _ in times), 1)
-
-
-def tree_bytes(tree) -> int:
-    import jax
-
-    return int(sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(tree)))
-
-
-def memory_analysis(compiled) -> dict:
-    try:
-        m = compiled.memory_analysis()
-    except Exception:  # pragma: no cover - backend without memory analysis
-        return {}
-    if m is None:
-        return {}
-    return {f"xla_{k}_mib": round(getattr(m, f"{k}_size_in_bytes") / 2**20, 1)
-            for k in ("argument", "output", "temp") if hasattr(m, f"{k}_size_in_bytes")}
+# --------------------------------------------------------------------------------------------- model and data
 
 
 def t5_config(args, dropout: float):
@@ -244,35 +153,6 @@ def host_random_params(model, seed: int):
                     value *= np.float32(model.config.head_dim ** -0.5)
         flat[path] = jax.device_put(value.astype(leaf.dtype, copy=False))
     return traverse_util.unflatten_dict(flat)
-
-
-def step_flops(compiled) -> float | None:
-    """XLA's count of floating-point operations in one call of `compiled`."""
-    try:
-        cost = compiled.cost_analysis()
-    except Exception:  # pragma: no cover - backend without cost analysis
-        return None
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    return float(cost["flops"]) if cost and "flops" in cost else None
-
-
-def matmul_rates(n: int = 2048, repeats: int = 10) -> dict:
-    """GFLOP/s of one n^3 matmul: fp32, and bf16 inputs accumulated in fp32."""
-    import jax
-    import jax.numpy as jnp
-
-    out = {}
-    for name, dtype in (("fp32", jnp.float32), ("bf16_in_fp32_acc", jnp.bfloat16)):
-        a = jnp.asarray(np.random.default_rng(0).normal(size=(n, n)), dtype)
-        f = jax.jit(lambda x, y: jnp.dot(x, y, preferred_element_type=jnp.float32))
-        f(a, a).block_until_ready()
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            f(a, a).block_until_ready()
-            times.append(time.perf_counter() - t0)
-        out[f"matmul_{name}_gflops"] = round(2 * n**3 / statistics.median(times) / 1e9, 1)
-    return out
 
 
 def make_batch(args) -> dict:
