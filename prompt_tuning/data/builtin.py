@@ -72,7 +72,7 @@ def text_preprocessor(label_name: str):
 
 def register(vocabulary=None) -> None:
     """Registers the built-in tasks and `builtin_pretrain` with seqio."""
-    vocabulary = vocabulary or vocab.get_vocabulary()
+    vocabulary = vocabulary or vocab.get_seqio_vocabulary()
     features = {"inputs": seqio.Feature(vocabulary, add_eos=True),
                 "targets": seqio.Feature(vocabulary, add_eos=True)}
     for label_name in LABELS:

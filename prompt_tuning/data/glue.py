@@ -109,5 +109,5 @@ def _mixtures(version: str) -> dict[str, dict[str, float]]:
 def register(vocabulary: Any = None) -> None:
     """Registers the GLUE tasks of both versions in every variant and, per variant and version,
     their mixtures (`{prefix}glue_v200_proportional{suffix}`, `{prefix}glue_mnli_and_dev_v200`)."""
-    register_family(TASKS, vocabulary or vocab.get_vocabulary(),
+    register_family(TASKS, vocabulary or vocab.get_seqio_vocabulary(),
                     {name: rates for version in VERSIONS for name, rates in _mixtures(version).items()})

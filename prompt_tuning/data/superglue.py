@@ -102,6 +102,6 @@ WSC_AND_DEV = ("super_glue_wsc_v102_simple_train", "super_glue_wsc_v102_simple_e
 def register(vocabulary: Any = None) -> None:
     """Registers the SuperGLUE tasks in every variant and, per variant, their mixtures
     (`{prefix}super_glue_v102_proportional`, `{prefix}super_glue_wsc_and_dev_v102_simple`)."""
-    register_family(TASKS, vocabulary or vocab.get_vocabulary(),
+    register_family(TASKS, vocabulary or vocab.get_seqio_vocabulary(),
                     {"super_glue_v102_proportional": PROPORTIONAL_RATES,
                      "super_glue_wsc_and_dev_v102_simple": dict.fromkeys(WSC_AND_DEV, 1.0)})

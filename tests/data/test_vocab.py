@@ -36,3 +36,34 @@ def test_vocabulary_must_fit_the_embedding_table():
     vocab.check_vocab_fits(v, 32100)
     with pytest.raises(ValueError, match="32100 ids .* only 32000 embedding rows"):
         vocab.check_vocab_fits(v, 32000)
+
+
+@pytest.mark.parametrize("extra_ids", [100, 7, 0])
+def test_same_ids_and_text_as_seqios_vocabulary(extra_ids):
+    """The TensorFlow-free vocabulary (models, scoring, serving) against seqio's own class (what
+    the tasks tokenize with): the same model bytes, ids, decoded text and special ids."""
+    import random
+
+    from prompt_tuning.data.tensorflow_quiet import seqio
+
+    ours = vocab.get_vocabulary(None, extra_ids)
+    theirs = seqio.SentencePieceVocabulary(vocab.DEFAULT_VOCABULARY_PATH, extra_ids=extra_ids)
+    assert ours.sp_model == theirs.sp_model
+    assert vocab.same_vocabulary(ours, theirs) and vocab.same_vocabulary(theirs, ours)
+    assert (ours.vocab_size, ours.eos_id, ours.unk_id, ours.pad_id) == (
+        theirs.vocab_size, theirs.eos_id, theirs.unk_id, theirs.pad_id) == (
+        32000 + extra_ids, 1, 2, 0)
+    texts = ["The quick brown fox jumps over the lazy dog.", "Fill <extra_id_0> and <extra_id_6>x",
+             "Ünïcødé 日本語   spaces\ttab\nnewline", "", "not_entailment", "<extra_id_99>"]
+    for text in texts:
+        assert ours.encode(text) == list(theirs.encode(text)), text
+    rng = random.Random(0)
+    for _ in range(300):  # ids past the vocabulary (UNK), EOS in the middle, sentinels
+        ids = [rng.choice([1, rng.randrange(32200), rng.randrange(31990, 32110)])
+               for _ in range(rng.randrange(12))]
+        assert ours.decode(ids) == theirs.decode(ids), ids
+    assert vocab.get_seqio_vocabulary(None, extra_ids).sp_model == ours.sp_model
+
+
+def test_another_vocabulary_is_not_the_same():
+    assert not vocab.same_vocabulary(vocab.get_vocabulary(None, 100), vocab.get_vocabulary(None, 99))

@@ -317,3 +317,26 @@ def test_help_lists_the_flags():
     assert result.returncode == 0
     for flag in ("--checkpoint", "--inputs", "--output", "--vocab", "--prompt", "--batch_size"):
         assert flag in result.stdout
+
+
+def test_scoring_text_in_a_fresh_interpreter_imports_no_tensorflow(t5_vocab_checkpoint):
+    """Tokenizing text needs SentencePiece only: TensorFlow's import (seconds, hundreds of MiB)
+    is for reading datasets."""
+    import subprocess
+    import sys
+
+    root = t5_vocab_checkpoint["root"]
+    inputs = _write_jsonl(root / "text_notf.jsonl",
+                          [{"inputs": i, "targets": t} for i, t in TEXTS])
+    output = root / "text_notf.out.jsonl"
+    argv = [MODULE, f"--checkpoint={t5_vocab_checkpoint['checkpoint']}", f"--inputs={inputs}",
+            f"--output={output}"]
+    code = ("import atexit, runpy, sys\n"
+            "atexit.register(lambda: print('tensorflow imported:', 'tensorflow' in sys.modules))\n"
+            f"sys.argv = {argv!r}\n"
+            f"runpy.run_module({MODULE!r}, run_name='__main__')\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=runner.REPO, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "tensorflow imported: False" in proc.stdout
+    assert len(_read_jsonl(output)) == len(TEXTS)

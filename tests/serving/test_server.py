@@ -129,6 +129,9 @@ def test_server_batches_mixed_prompts_and_answers_each_as_offline(tmp_path, prom
         good, bad = asyncio.run(_send_all(base, valid, BAD))
         health = httpx.get(f"{base}/health", timeout=60).json()
         listed = httpx.get(f"{base}/prompts", timeout=60).json()
+        # Text was tokenized and decoded with SentencePiece alone: no TensorFlow in the server.
+        with open(f"/proc/{proc.pid}/maps") as f:
+            libraries = {line.split()[-1] for line in f if "/" in line}
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -138,6 +141,8 @@ def test_server_batches_mixed_prompts_and_answers_each_as_offline(tmp_path, prom
             raise
     assert code == 0, proc.stderr.read()[-3000:]
     assert listed == {"a": [3, 64], "b": [7, 64], "c": [12, 64]}
+    assert any("jaxlib" in lib for lib in libraries)  # the check sees the libraries loaded
+    assert not [lib for lib in libraries if "tensorflow" in lib]
 
     for response, (_, _, status, message) in zip(bad, BAD):
         assert response.status_code == status, response.text
