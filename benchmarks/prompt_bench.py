@@ -105,6 +105,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=10, help="timed steps per mode")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per mode (after compile)")
     p.add_argument("--threads", type=int, default=2, help="CPUs each child may use (sched_setaffinity)")
+    p.add_argument("--peak_tflops", type=float, default=None,
+                   help="the accelerator's peak rate in the activation dtype (e.g. H200 bf16 dense: "
+                        "989); adds mfu = achieved rate / peak (XLA's FLOP count per call)")
     p.add_argument("--modes", default=",".join(ALL_MODES), help=f"comma list from {ALL_MODES}")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json_out", default=None)
@@ -250,7 +253,7 @@ def run_mode(mode: str, args) -> dict:
             holder["state"], holder["step"] = s, holder["step"] + 1
 
         measure(step, out, args)
-        add_rate(out)
+        add_rate(out, args.peak_tflops)
         out["loss_first"] = round(losses[0], 4)
         out["loss_last"] = round(losses[-1], 4)
         out["loss_is_per_token"] = True
@@ -267,7 +270,7 @@ def run_mode(mode: str, args) -> dict:
             jax.block_until_ready(compiled(params, batch))
 
         measure(step, out, args)
-        add_rate(out)
+        add_rate(out, args.peak_tflops)
     elif mode == "prompt_generate":
         from prompt_tuning import decoding
 
@@ -291,7 +294,7 @@ def run_mode(mode: str, args) -> dict:
             shapes.append(list(res.shape))
 
         measure(step, out, args, tokens=False)
-        add_rate(out)
+        add_rate(out, args.peak_tflops)
         out["generated_shape"] = shapes[-1]
         out["kv_cache"] = args.kv_cache
     else:

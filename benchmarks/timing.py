@@ -38,10 +38,13 @@ def time_loop(fn, warmup: int, steps: int) -> list[tuple[float, float]]:
     return times
 
 
-def add_rate(out: dict) -> None:
-    """The rate the median step achieved, from `step_gflop` (XLA's count, `analyses`)."""
+def add_rate(out: dict, peak_tflops: float | None = None) -> None:
+    """The rate the median step achieved, from `step_gflop` (XLA's count, `analyses`), and its
+    fraction of `peak_tflops` (model FLOPs utilization) if given."""
     if out.get("step_gflop") and out.get("step_ms_median"):
         out["gflops_per_s"] = round(out["step_gflop"] / (out["step_ms_median"] / 1e3), 1)
+        if peak_tflops:
+            out["mfu"] = round(out["gflops_per_s"] / (peak_tflops * 1e3), 4)
 
 
 def measure(step, out: dict, args, tokens: bool = True) -> None:
