@@ -41,10 +41,10 @@ def run_training(config: Any) -> dict[str, Any]:
         return loop.train(config, None, on_start=gin_config.save_operative_config)
     lengths = config.train_dataset.task_feature_lengths
 
-    def make_evaluator(model, frozen, placement, shardings, prompt_tasks):
+    def make_evaluator(model, vocabulary, placement, shardings, prompt_tasks):
         # A multi-task run: each task is evaluated with its own row of the prompt table.
         prompt_index = {name: i for i, name in enumerate(prompt_tasks)} or None
-        return task_evaluator(config.evaluation, lengths, model, frozen.vocabulary, placement,
+        return task_evaluator(config.evaluation, lengths, model, vocabulary, placement,
                               shardings, prompt_index)
 
     return loop.train(config, make_evaluator, on_start=gin_config.save_operative_config)

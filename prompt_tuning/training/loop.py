@@ -45,11 +45,11 @@ class Evaluator(Protocol):
         ...
 
 
-# (the prompted model, the frozen model, the run's placement, the shardings of the parameter
-# tree the evaluator gets, a multi-task run's tasks in prompt-table row order or () for one
-# prompt) -> the evaluator of the run's dev set.
-EvaluatorFactory = Callable[[Transformer, runtime.FrozenModel, runtime.Placement, PyTree,
-                             Sequence[str]], Evaluator]
+# (the prompted model, the frozen model's vocabulary, the run's placement, the shardings of the
+# parameter tree the evaluator gets, a multi-task run's tasks in prompt-table row order or ()
+# for one prompt) -> the evaluator of the run's dev set.
+EvaluatorFactory = Callable[[Transformer, Any, runtime.Placement, PyTree, Sequence[str]],
+                            Evaluator]
 
 
 def _task_names(config: TrainConfig) -> list[str]:
@@ -131,15 +131,17 @@ def train(config: TrainConfig, make_evaluator: Optional[EvaluatorFactory] = None
     trained, frozen_params, frozen_shardings = _split_trainable(
         runtime.init_prompt(config.prompt, frozen, init_rng, num_prompts), frozen.params,
         config.prompt.trainable, frozen_shardings)
+    vocabulary = frozen.vocabulary
     # What does not train is kept as the step computes with it (16-bit kernels under a 16-bit
-    # ACTIVATION_DTYPE); the stored copy goes (the prompt was initialised from it above).
+    # ACTIVATION_DTYPE); the stored copy goes with the loaded model (the prompt was initialised
+    # from it above).
+    del frozen
     frozen_params = compute_params(frozen_params, net.config)
-    frozen.params = None
     evaluator = None
     if config.evaluation is not None:  # on the training mesh, the trained part replicated
         eval_shardings = trainable.merge(
             jax.tree.map(lambda _: placement.replicated(), trained), frozen_shardings)
-        evaluator = make_evaluator(net, frozen, placement, eval_shardings, prompt_tasks)
+        evaluator = make_evaluator(net, vocabulary, placement, eval_shardings, prompt_tasks)
     state = partitioning_lib.shard_train_state(step_lib.TrainState.create(trained, tx), mesh)
     runs = run_dir.RunCheckpoints(config.model_dir, keep=config.checkpoint.keep, writer=True)
     record: dict[str, Any] = {"best_score": None, "best_step": None, "best_metrics": None,
