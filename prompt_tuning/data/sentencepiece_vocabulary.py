@@ -5,8 +5,8 @@ Python strings is tokenized: scoring, serving, label targets, prompt inspection.
 the same ids and the same decoded text from the `sentencepiece` package alone, by building the
 same model proto seqio builds: the extra ids appended as user-defined pieces
 `▁<extra_id_{N-1}>` ... `▁<extra_id_0>` (reversed, so `<extra_id_0>` is the highest id). Its
-`sp_model` bytes equal seqio's, so `vocab.same_vocabulary` holds between the two; seqio tasks
-keep seqio's class (they tokenize inside TensorFlow datasets).
+`sp_model` bytes equal seqio's, so `vocab.same_vocabulary` (the one comparison of vocabularies)
+holds between the two; seqio tasks keep seqio's class (they tokenize inside TensorFlow datasets).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def with_extra_ids(model_bytes: bytes, extra_ids: int) -> bytes:
 
 class SentencePieceVocabulary:
     """seqio's `SentencePieceVocabulary` interface for Python strings: `encode`, `decode`, the
-    special ids, `vocab_size` (pieces + extra ids), `extra_ids`, `sp_model`, `tokenizer`."""
+    pad/EOS/UNK ids, `vocab_size` (pieces + extra ids), `extra_ids`, `sp_model`, `tokenizer`."""
 
     def __init__(self, sentencepiece_model_file: str, extra_ids: int = 0):
         self._sentencepiece_model_file = sentencepiece_model_file
@@ -96,10 +96,6 @@ class SentencePieceVocabulary:
         return self.tokenizer.unk_id()
 
     @property
-    def bos_id(self) -> Optional[int]:
-        return self.tokenizer.bos_id()
-
-    @property
     def vocab_size(self) -> int:
         """Every id the vocabulary produces: the pieces and the extra ids."""
         return self.tokenizer.GetPieceSize()
@@ -116,13 +112,6 @@ class SentencePieceVocabulary:
         if self.eos_id in clean:
             clean = clean[:clean.index(self.eos_id) + 1]
         return self.tokenizer.DecodeIds(clean)
-
-    def __eq__(self, other: object) -> bool:
-        return (isinstance(other, SentencePieceVocabulary) and self.extra_ids == other.extra_ids
-                and self.sp_model == other.sp_model)
-
-    def __hash__(self) -> int:
-        return hash((self._sentencepiece_model_file, self._extra_ids))
 
     def __repr__(self) -> str:
         return (f"SentencePieceVocabulary({self._sentencepiece_model_file!r}, "
