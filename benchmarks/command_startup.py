@@ -26,6 +26,8 @@ import time
 
 import numpy as np
 
+from serve_bench import start_server
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -82,13 +84,9 @@ def time_serve(checkpoint: str, width: int, workdir: str) -> dict:
     prompt = os.path.join(workdir, "prompt.npy")
     np.save(prompt, np.random.default_rng(0).normal(size=(20, width)).astype(np.float32))
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "prompt_tuning.serve",
-                             f"--checkpoint={checkpoint}", f"--prompt=a={prompt}", "--port=0"],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc, base = start_server(checkpoint, [f"--prompt=a={prompt}"])
+    ready = time.perf_counter() - t0
     try:
-        line = proc.stdout.readline()
-        ready = time.perf_counter() - t0
-        base = line.split(" on ")[1].strip()
         response = httpx.post(f"{base}/generate", json={"prompt": "a", "max_decode_length": 4,
                                                         "inputs": "sentence: a fine film"},
                               timeout=300)

@@ -175,13 +175,22 @@ def make_batch(args) -> dict:
 # --------------------------------------------------------------------------------------------- modes
 
 
+def analyses_then_release(compiled) -> dict:
+    """XLA's analyses of `compiled` (`timing.analyses`), then what compiling (and the analyses:
+    they allocate too) freed goes back to the OS, as the training loop releases it."""
+    from prompt_tuning.runtime import host_memory
+
+    out = analyses(compiled)
+    host_memory.release()
+    return out
+
+
 def run_mode(mode: str, args) -> dict:
     import jax
 
     from prompt_tuning.model import Transformer, compute_params, param_count
     from prompt_tuning.prompts import Prompt
     from prompt_tuning import runtime
-    from prompt_tuning.runtime import host_memory
     from prompt_tuning.training import optim, step as step_lib, trainable
 
     out: dict = {"mode": mode, "cpus": sorted(os.sched_getaffinity(0))}
@@ -237,8 +246,7 @@ def run_mode(mode: str, args) -> dict:
         # fold_in is compiled once, here, before the compiler's memory is released).
         compiled = jitted.lower(state, frozen, batch, jax.random.fold_in(dropout_root, 1)).compile()
         out["compile_s"] = round(time.perf_counter() - t0, 2)
-        out.update(analyses(compiled))  # before the release: the analyses allocate too
-        host_memory.release()  # what compiling freed goes back to the OS, as the loop does
+        out.update(analyses_then_release(compiled))
         out["peak_rss_after_compile_mib"] = round(peak_rss_mib(), 1)
         losses = []
         holder = {"state": state, "step": 1}
@@ -263,8 +271,7 @@ def run_mode(mode: str, args) -> dict:
         t0 = time.perf_counter()
         compiled = jitted.lower(params, batch).compile()
         out["compile_s"] = round(time.perf_counter() - t0, 2)
-        out.update(analyses(compiled))  # before the release: the analyses allocate too
-        host_memory.release()  # what compiling freed goes back to the OS, as the loop does
+        out.update(analyses_then_release(compiled))
 
         def step():
             jax.block_until_ready(compiled(params, batch))
@@ -285,8 +292,7 @@ def run_mode(mode: str, args) -> dict:
         t0 = time.perf_counter()
         compiled = jax.jit(generate).lower(params, batch["encoder_input_tokens"]).compile()
         out["compile_s"] = round(time.perf_counter() - t0, 2)
-        out.update(analyses(compiled))  # before the release: the analyses allocate too
-        host_memory.release()  # what compiling freed goes back to the OS, as the loop does
+        out.update(analyses_then_release(compiled))
         shapes = []
 
         def step():

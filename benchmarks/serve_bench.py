@@ -41,17 +41,23 @@ def _parse() -> argparse.Namespace:
     return p.parse_args()
 
 
-def _start(args, prompt_dir: str) -> tuple[subprocess.Popen, str]:
-    flags = [f"--prompt=p{n}={prompt_dir}/p{n}.npy" for n in (5, 20, 100)]
+def start_server(checkpoint: str, flags: list[str]) -> tuple[subprocess.Popen, str]:
+    """`python -m prompt_tuning.serve` on a free port; returns once it says where it serves:
+    (the process, its base URL)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "prompt_tuning.serve", f"--checkpoint={args.checkpoint}",
-         "--port=0", f"--max_wait_ms={args.max_wait_ms}", *flags], cwd=REPO,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, stdout=subprocess.PIPE, text=True)
+        [sys.executable, "-m", "prompt_tuning.serve", f"--checkpoint={checkpoint}", "--port=0",
+         *flags], cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     if " on http://" not in line:
         proc.kill()
         raise SystemExit(f"the server did not start: {line!r}")
     return proc, line.split(" on ")[1].strip()
+
+
+def _start(args, prompt_dir: str) -> tuple[subprocess.Popen, str]:
+    flags = [f"--prompt=p{n}={prompt_dir}/p{n}.npy" for n in (5, 20, 100)]
+    return start_server(args.checkpoint, [f"--max_wait_ms={args.max_wait_ms}", *flags])
 
 
 def _body(i: int, decode: int) -> tuple[str, dict]:
