@@ -52,3 +52,35 @@ def test_second_launch_compiles_nothing(tmp_path):
     env = {"PT_COMPILATION_CACHE_DIR": "off", "XDG_CACHE_HOME": str(xdg)}
     assert score(str(tmp_path / "c.jsonl")) == first
     assert not xdg.exists()
+
+
+def test_a_jax_cache_directory_shared_with_other_jax_programs_keeps_working(tmp_path):
+    """`JAX_COMPILATION_CACHE_DIR` is the user's JAX cache: a plain JAX program writes its entries
+    there unbounded, and our commands must still add theirs (no eviction forced on it, which JAX
+    cannot run over such entries: every write would fail with a warning)."""
+    import subprocess
+    import sys
+
+    cache = tmp_path / "jax_cache"
+    plain_jax = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(cache),
+                 "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    plain_jax.pop("PT_COMPILATION_CACHE_DIR", None)
+    plain_jax.pop("JAX_COMPILATION_CACHE_MAX_SIZE", None)
+    program = "import jax.numpy as jnp; (jnp.arange(3) * 7).block_until_ready()"
+    subprocess.run([sys.executable, "-c", program], env=plain_jax, check=True,
+                   capture_output=True)
+    theirs = _files(cache)
+    assert theirs
+
+    checkpoint = str(tmp_path / "ckpt")
+    checkpoints.save_checkpoint(tiny.nested(tiny.random_params()), tiny.CONFIG, checkpoint)
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text(json.dumps({"inputs": [5, 6, 7, 1], "targets": [8, 9, 1]}) + "\n")
+    env = {k: v for k, v in plain_jax.items() if k != "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"}
+    proc = subprocess.run([sys.executable, "-m", "prompt_tuning.score",
+                           f"--checkpoint={checkpoint}", f"--inputs={inputs}",
+                           f"--output={tmp_path / 'out.jsonl'}"],
+                          cwd=runner.REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "compilation cache" not in proc.stderr, proc.stderr
+    assert _files(cache) > theirs  # the scoring programs were added beside the other program's
