@@ -63,7 +63,8 @@ def time_score(checkpoint: str, workdir: str) -> dict:
     code = ("import atexit, runpy, sys\n"
             "def report():\n"
             "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]\n"
-            "    print('REPORT', 'tensorflow' in sys.modules, int(hwm.split()[1]), file=sys.stderr)\n"
+            "    print('REPORT', 'tensorflow' in sys.modules, int(hwm.split()[1]),\n"
+            "          file=sys.stderr)\n"
             "atexit.register(report)\n"
             "sys.argv = sys.argv[1:]\n"
             "runpy.run_module('prompt_tuning.score', run_name='__main__')\n")

@@ -106,8 +106,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per mode (after compile)")
     p.add_argument("--threads", type=int, default=2, help="CPUs each child may use (sched_setaffinity)")
     p.add_argument("--peak_tflops", type=float, default=None,
-                   help="the accelerator's peak rate in the activation dtype (e.g. H200 bf16 dense: "
-                        "989); adds mfu = achieved rate / peak (XLA's FLOP count per call)")
+                   help="the accelerator's peak rate in the activation dtype (e.g. H200 bf16 "
+                        "dense: 989); adds mfu = achieved rate / peak (XLA's FLOP count per call)")
     p.add_argument("--modes", default=",".join(ALL_MODES), help=f"comma list from {ALL_MODES}")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json_out", default=None)

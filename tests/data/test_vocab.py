@@ -66,4 +66,5 @@ def test_same_ids_and_text_as_seqios_vocabulary(extra_ids):
 
 
 def test_another_vocabulary_is_not_the_same():
-    assert not vocab.same_vocabulary(vocab.get_vocabulary(None, 100), vocab.get_vocabulary(None, 99))
+    assert not vocab.same_vocabulary(vocab.get_vocabulary(None, 100),
+                                     vocab.get_vocabulary(None, 99))
