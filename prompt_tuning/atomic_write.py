@@ -9,6 +9,11 @@ config.gin, eval results, infer/score outputs, exported prompts, converted check
 * A directory is built in `<path>.tmp-<random>` (`atomic_directory`) and renamed into place when
   complete; an existing destination is removed only after the new one is in place.
 On any failure the temporaries are removed and the destination is untouched.
+
+In an object store (`gs://`) one object's upload is itself atomic, so a file is uploaded straight
+to its name; files that belong together are uploaded in the order given (the metadata last). A
+directory is built under `<path>.tmp-<random>` too and then moved into place object by object
+(server-side copies), so a reader of `path` may see it partly moved; `filesystem` says why.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import stat
 import tempfile
 from typing import Iterator, Mapping, Optional, Union
 
-from prompt_tuning import errors
+from prompt_tuning import errors, filesystem
 
 Data = Union[str, bytes]
 # Files we publish are readable by everyone, as files created under a usual umask are;
@@ -56,8 +61,16 @@ def _remove(path: str) -> None:
         pass
 
 
+def _as_bytes(data: Data) -> bytes:
+    return data.encode() if isinstance(data, str) else data
+
+
 def write_files_atomically(contents: Mapping[str, Data]) -> None:
     """Writes every `{path: text or bytes}`; the renames happen only once all are written."""
+    if any(filesystem.is_remote(path) for path in contents):
+        for path, data in contents.items():  # each upload is atomic; in the order given
+            filesystem.write_bytes(path, _as_bytes(data))
+        return
     temporaries: list[tuple[str, str]] = []
     try:
         for path, data in contents.items():
@@ -78,7 +91,7 @@ def write_text_atomically(path: str, text: Data, tmp: Optional[str] = None) -> s
       tmp: a fixed temporary name, for callers that must recognise a leftover of a killed write
         (MODEL_DIR's `run.json.tmp`); default: a unique `.<name>.tmp-*` sibling.
     """
-    if tmp is None:
+    if tmp is None or filesystem.is_remote(path):
         write_files_atomically({path: text})
         return path
     written = _temporary_file(path, text, tmp)
@@ -91,6 +104,8 @@ def write_text_atomically(path: str, text: Data, tmp: Optional[str] = None) -> s
 
 def make_public(directory: str) -> None:
     """Gives every file below `directory` mode 0644 (some writers create 0600 files)."""
+    if filesystem.is_remote(directory):
+        return  # objects have no mode bits
     for root, _, files in os.walk(directory):
         for name in files:
             path = os.path.join(root, name)
@@ -101,15 +116,19 @@ def make_public(directory: str) -> None:
 def check_destination(path: str, overwrite: bool, what: str = "the output",
                       error: type[errors.UserError] = errors.UserError) -> None:
     """Refuses a file where a directory goes, or a non-empty directory unless `overwrite`."""
-    if os.path.exists(path) and not os.path.isdir(path):
+    if filesystem.isfile(path):
         raise error(f"{what} {path} exists and is a file; give a directory path.")
-    if os.path.isdir(path) and os.listdir(path) and not overwrite:
+    if filesystem.isdir(path) and filesystem.listdir(path) and not overwrite:
         raise error(f"{what} {path} exists and is not empty; pass overwrite=True (--overwrite) "
                     "to replace it.")
 
 
 def _replace_dir(tmp: str, path: str) -> None:
     """Renames the finished `tmp` to `path`; an existing `path` is removed only afterwards."""
+    if filesystem.is_remote(path):  # no rename of a prefix: the old objects go first
+        filesystem.rmtree(path)
+        filesystem.rename(tmp, path)
+        return
     if os.path.isdir(path) and os.listdir(path):
         old = f"{path}.old-{secrets.token_hex(4)}"
         os.rename(path, old)
@@ -131,14 +150,14 @@ def atomic_directory(path: str) -> Iterator[str]:
     Files inside are made 0644 before the rename. On an exception the temporary directory is
     removed and `path` (if it existed) is left as it was.
     """
-    final = os.path.abspath(path)
-    os.makedirs(os.path.dirname(final), exist_ok=True)
-    tmp = f"{final}.tmp-{secrets.token_hex(4)}"
-    os.makedirs(tmp)
+    final = path if filesystem.is_remote(path) else os.path.abspath(path)
+    filesystem.makedirs(filesystem.dirname(final))
+    tmp = f"{final.rstrip('/')}.tmp-{secrets.token_hex(4)}"
+    filesystem.makedirs(tmp)
     try:
         yield tmp
         make_public(tmp)
         _replace_dir(tmp, final)
     finally:
-        if os.path.isdir(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
+        if filesystem.isdir(tmp):
+            filesystem.rmtree(tmp)

@@ -3,7 +3,9 @@
 Every path that comes from a flag or a gin macro (MODEL_DIR, INITIAL_CHECKPOINT_PATH, PROMPT_FILE,
 --output, ...) is made absolute against the working directory when the flag is parsed or the
 config object is built, so later code (orbax insists on absolute paths, a run may chdir) never
-sees a relative one. URLs (`gs://...`) and built-in names (`builtin:tiny_t5`) pass unchanged.
+sees a relative one. `gs://` URLs and built-in names (`builtin:tiny_t5`) pass unchanged; a URL
+of a scheme the package cannot reach (`s3://...`) is refused here, at the edge, so it never
+becomes a local directory named after the URL (`filesystem` reads and writes both kinds).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 import re
 from typing import Optional
 
-from prompt_tuning import errors
+from prompt_tuning import errors, filesystem
 
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 BUILTIN_PREFIX = "builtin:"
@@ -32,8 +34,10 @@ def resolve(path: Optional[str]) -> Optional[str]:
     path = os.fspath(path)
     if not isinstance(path, str):
         raise errors.UsageError(f"expected a path, got {path!r}.")
-    if not path or not is_local(path):
+    if not path or path.startswith(BUILTIN_PREFIX):
         return path
+    if not is_local(path):
+        return filesystem.check_supported(path)
     return os.path.abspath(os.path.expanduser(path))
 
 
@@ -51,6 +55,10 @@ def _blocking_file(path: str) -> Optional[str]:
 def check_output_file(path: str, what: str) -> None:
     """`what` (e.g. "--output") may be written as a file at `path`: not a directory, and no
     regular file stands where one of its parent directories would be created."""
+    if filesystem.is_remote(path):
+        if filesystem.isdir(path):
+            raise errors.UserError(f"{what} {path} is a directory; give a file path.")
+        return
     if os.path.isdir(path):
         raise errors.UserError(f"{what} {path} is a directory; give a file path.")
     blocking = _blocking_file(path)
@@ -61,6 +69,10 @@ def check_output_file(path: str, what: str) -> None:
 
 def check_output_dir(path: str, what: str) -> None:
     """`what` may be created (or used) as a directory at `path`."""
+    if filesystem.is_remote(path):
+        if filesystem.isfile(path):
+            raise errors.UserError(f"{what} {path} exists and is a file; give a directory path.")
+        return
     if os.path.exists(path) and not os.path.isdir(path):
         raise errors.UserError(f"{what} {path} exists and is a file; give a directory path.")
     blocking = _blocking_file(path)

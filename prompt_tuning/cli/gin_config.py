@@ -65,9 +65,9 @@ def apply_data_flags(values: flags.FlagValues) -> None:
     """Points seqio/TFDS at `--tfds_data_dir` (made absolute; it must exist) and adds
     `--seqio_additional_cache_dirs` to seqio's cache directories."""
     if values.tfds_data_dir:
-        from prompt_tuning import paths  # pylint: disable=import-outside-toplevel
+        from prompt_tuning import filesystem, paths  # pylint: disable=import-outside-toplevel
         directory = paths.resolve(values.tfds_data_dir)
-        if not os.path.isdir(directory):
+        if not filesystem.isdir(directory):
             raise errors.UsageError(f"--tfds_data_dir {directory} is not a directory.")
         from prompt_tuning.data.tensorflow_quiet import seqio  # pylint: disable=import-outside-toplevel
         seqio.set_tfds_data_dir_override(directory)
@@ -307,5 +307,6 @@ def _one_line(error: BaseException) -> str:
 
 
 def save_operative_config(model_dir: str, name: str = "config.gin") -> str:
-    return atomic_write.write_text_atomically(os.path.join(model_dir, name),
+    from prompt_tuning import filesystem  # pylint: disable=import-outside-toplevel
+    return atomic_write.write_text_atomically(filesystem.join(model_dir, name),
                                               gin.operative_config_str())

@@ -12,7 +12,7 @@ checkpoints and best prompt. Training writes it; eval, infer and export only rea
 from prompt_tuning.run_dir.checkpoints import TRASH_DIR, RunCheckpoints
 from prompt_tuning.run_dir.identity import (RUN_FILE, check_model_dir, read_run_file,
                                             write_run_file)
-from prompt_tuning.run_dir.lock import LOCK_FILE, RunLock
+from prompt_tuning.run_dir.lock import LOCK_FILE, RunLock, lock_for
 
-__all__ = ["LOCK_FILE", "RUN_FILE", "TRASH_DIR", "RunCheckpoints", "RunLock",
+__all__ = ["LOCK_FILE", "RUN_FILE", "TRASH_DIR", "RunCheckpoints", "RunLock", "lock_for",
            "check_model_dir", "read_run_file", "write_run_file"]

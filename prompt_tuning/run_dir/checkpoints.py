@@ -28,13 +28,12 @@ A run may be SIGKILLed at any moment and restarted (tests/launch/test_resume.py)
 from __future__ import annotations
 
 import os
-import shutil
 from typing import Any, Mapping, Optional, Union
 
 import jax
 import orbax.checkpoint as ocp
 
-from prompt_tuning import errors, stderr_guard
+from prompt_tuning import errors, filesystem, stderr_guard
 from prompt_tuning.errors import CorruptCheckpointError
 
 PyTree = Any
@@ -113,14 +112,11 @@ def _remove_leftovers(directory: str) -> None:
     save in progress. With several hosts only the primary one, orbax's, does it: it alone
     creates and renames step directories, and only inside `save`, which every host enters.
     """
-    if jax.process_index() != 0 or not os.path.isdir(directory):
+    if jax.process_index() != 0 or not filesystem.isdir(directory):
         return
-    for name in os.listdir(directory):
+    for name in filesystem.listdir(directory):
         if ocp.path.step.TMP_DIR_SUFFIX in name or name == TRASH_DIR:
-            try:
-                shutil.rmtree(os.path.join(directory, name))
-            except FileNotFoundError:
-                pass
+            filesystem.rmtree(filesystem.join(directory, name))
 
 
 class RunCheckpoints:
@@ -136,11 +132,16 @@ class RunCheckpoints:
         self.model_dir = model_dir
         self.writer = writer
         self._keep = keep
-        self._latest = _manager(os.path.join(model_dir, "checkpoints"), keep, writer,
+        self._latest = _manager(filesystem.join(model_dir, "checkpoints"), keep, writer,
                                 "state", "progress")
         # Several best steps may briefly coexist (the new one is written before the old one is
         # deleted), so orbax must not prune them by step number: we do.
-        self._best = _manager(os.path.join(model_dir, "best"), None, writer, "params", "info")
+        self._best = _manager(filesystem.join(model_dir, "best"), None, writer, "params", "info")
+
+    def _directory(self, manager: ocp.CheckpointManager) -> str:
+        """The manager's directory as the user wrote it (epath spells gs:// URLs its own way)."""
+        return filesystem.join(self.model_dir,
+                               "checkpoints" if manager is self._latest else "best")
 
     def latest_step(self, reload: bool = False) -> Optional[int]:
         """The newest step checkpoint; `reload` re-reads the directory (another writer?)."""
@@ -156,8 +157,8 @@ class RunCheckpoints:
             raise RuntimeError("RunCheckpoints opened for reading; use writer=True to save.")
 
     def _save(self, manager: ocp.CheckpointManager, step: int, args: ocp.args.Composite) -> None:
-        directory = str(manager.directory)
-        os.makedirs(directory, exist_ok=True)
+        directory = self._directory(manager)
+        filesystem.makedirs(directory)
         _remove_leftovers(directory)
         # force: `should_save` refuses a step below the newest one, which `best/` may hold.
         manager.save(step, args=args, force=True)
@@ -195,7 +196,7 @@ class RunCheckpoints:
         for old in self._best.all_steps():
             if old != step:
                 self._best.delete(old)
-        _remove_leftovers(str(self._best.directory))
+        _remove_leftovers(self._directory(self._best))
 
     def best_step(self) -> Optional[int]:
         return self._best.latest_step()
@@ -238,7 +239,7 @@ class RunCheckpoints:
         for step in list(self._best.all_steps())[:-1]:
             self._best.delete(step)
         for manager in (self._latest, self._best):
-            _remove_leftovers(str(manager.directory))
+            _remove_leftovers(self._directory(manager))
 
     def close(self) -> None:
         try:

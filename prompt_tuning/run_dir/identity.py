@@ -13,7 +13,7 @@ import os
 import tempfile
 from typing import Any, Mapping, Optional
 
-from prompt_tuning import atomic_write
+from prompt_tuning import atomic_write, filesystem
 from prompt_tuning.errors import RunDirError
 from prompt_tuning.run_dir.lock import LOCK_FILE
 
@@ -64,6 +64,9 @@ def check_model_dir(model_dir: str, run_description: Mapping[str, Any]) -> list[
 
     Returns notes worth showing the user (e.g. how writability was decided).
     """
+    if filesystem.is_remote(model_dir):
+        _check_contents(model_dir, run_description)  # a bucket we cannot write fails on write
+        return []
     probe = model_dir
     while not os.path.exists(probe):
         parent = os.path.dirname(os.path.abspath(probe))
@@ -77,14 +80,20 @@ def check_model_dir(model_dir: str, run_description: Mapping[str, Any]) -> list[
     writable, note = _writable(probe)
     if not writable:
         raise RunDirError(f"MODEL_DIR {model_dir} is not writable (no write access to {probe}).")
-    run_file = os.path.join(model_dir, RUN_FILE)
+    _check_contents(model_dir, run_description)
+    return [note] if note else []
+
+
+def _check_contents(model_dir: str, run_description: Mapping[str, Any]) -> None:
+    """Refuses a MODEL_DIR that holds something else than this run."""
+    run_file = filesystem.join(model_dir, RUN_FILE)
     # A run killed while writing its first run.json leaves only the temporary file: still ours.
     ours = {RUN_FILE + ".tmp", LOCK_FILE}
-    if (os.path.isdir(model_dir) and set(os.listdir(model_dir)) - ours
-            and not os.path.exists(run_file)):
+    if (filesystem.isdir(model_dir) and set(filesystem.listdir(model_dir)) - ours
+            and not filesystem.exists(run_file)):
         raise RunDirError(f"MODEL_DIR {model_dir} is not empty and holds no {RUN_FILE}: it is not "
                           "a prompt-tuning run directory. Choose a new MODEL_DIR.")
-    if os.path.exists(run_file):
+    if filesystem.exists(run_file):
         previous = read_run_file(model_dir)
         diffs = _differences(previous, dict(run_description))
         if diffs:
@@ -94,15 +103,13 @@ def check_model_dir(model_dir: str, run_description: Mapping[str, Any]) -> list[
                               "with the same config (only TRAIN_STEPS, the periods, "
                               "CHECKPOINTS_TO_KEEP and the partitioning may change) or choose a "
                               "new MODEL_DIR.")
-    return [note] if note else []
 
 
 def read_run_file(model_dir: str) -> dict[str, Any]:
     """MODEL_DIR/run.json: what the run is."""
-    path = os.path.join(model_dir, RUN_FILE)
+    path = filesystem.join(model_dir, RUN_FILE)
     try:
-        with open(path) as f:
-            data = json.load(f)
+        data = json.loads(filesystem.read_text(path))
     except (OSError, ValueError) as e:
         raise RunDirError(f"{path} cannot be read ({e}); it is not a prompt-tuning run "
                           "directory, or its run.json was edited.") from e
@@ -113,7 +120,7 @@ def read_run_file(model_dir: str) -> dict[str, Any]:
 
 def write_run_file(model_dir: str, run_description: Mapping[str, Any]) -> None:
     """Writes MODEL_DIR/run.json atomically (a killed run leaves the old file or the new one)."""
-    path = os.path.join(model_dir, RUN_FILE)
+    path = filesystem.join(model_dir, RUN_FILE)
     # A fixed temporary name: check_model_dir recognises it as this run's own leftover.
     atomic_write.write_text_atomically(
         path, json.dumps(dict(run_description), indent=2, sort_keys=True), tmp=path + ".tmp")

@@ -15,7 +15,8 @@ left by a dead process is stale by construction: the next run takes it over (and
 
 Only the first process of a multi-host run takes the lock. `flock` is local to one machine
 (and unreliable on some network filesystems): two hosts sharing MODEL_DIR over NFS are not
-guarded by it.
+guarded by it. A MODEL_DIR in an object store (`gs://`) is locked by `object_lock.ObjectLock`
+instead (`lock_for` picks).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import socket
 import time
 from typing import Optional
 
-from prompt_tuning import errors
+from prompt_tuning import errors, filesystem
 
 LOCK_FILE = "run.lock"
 
@@ -121,3 +122,11 @@ class RunLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+def lock_for(model_dir: str):
+    """The lock of `model_dir`: `flock` on a local disk, a precondition object in `gs://`."""
+    if filesystem.is_remote(model_dir):
+        from prompt_tuning.run_dir.object_lock import ObjectLock  # pylint: disable=import-outside-toplevel
+        return ObjectLock(model_dir)
+    return RunLock(model_dir)

@@ -97,9 +97,6 @@ class TrainConfig:
         if not isinstance(self.model_dir, str) or not self.model_dir:
             raise errors.UsageError(f"MODEL_DIR must be a directory path, got "
                                     f"{self.model_dir!r}.")
-        if not paths.is_local(self.model_dir):
-            raise errors.UsageError(f"MODEL_DIR must be a local directory, got "
-                                    f"{self.model_dir!r}.")
         object.__setattr__(self, "model_dir", paths.resolve(self.model_dir))
         for name, macro in (("train_steps", "TRAIN_STEPS"), ("eval_period", "EVAL_PERIOD"),
                             ("log_period", "log_period"),

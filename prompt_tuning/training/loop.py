@@ -103,7 +103,7 @@ def train(config: TrainConfig, make_evaluator: Optional[EvaluatorFactory] = None
     if config.evaluation is not None and make_evaluator is None:
         raise TypeError("train(): config.evaluation is set but no make_evaluator was given.")
     host = jax.process_index()
-    lock = run_dir.RunLock(config.model_dir)
+    lock = run_dir.lock_for(config.model_dir)
     if host == 0:
         lock.check()  # another live writer: refused at once, before any work
     task_names = _task_names(config)
