@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 
 from absl import flags
 
-from prompt_tuning import atomic_write, cli, errors, paths
+from prompt_tuning import atomic_write, cli, errors, filesystem, paths
 from prompt_tuning.model.config import SIZES, T5Config
 
 ORBAX, HUGGINGFACE = "orbax", "huggingface"
@@ -63,8 +63,11 @@ def _summary(loaded) -> list[str]:
 
 
 def _check_paths(source: str, output: str) -> None:
-    source, output = os.path.realpath(source), os.path.realpath(output)
-    if source == output or source.startswith(output + os.sep) or output.startswith(source + os.sep):
+    def canonical(path: str) -> str:
+        return path.rstrip("/") if filesystem.is_remote(path) else os.path.realpath(path)
+
+    source, output = canonical(source), canonical(output)
+    if source == output or source.startswith(output + "/") or output.startswith(source + "/"):
         raise errors.UsageError(f"--output {output} must not contain or lie inside --input "
                                 f"{source}.")
 

@@ -102,7 +102,10 @@ def dirname(path: str) -> str:
 
 
 def basename(path: str) -> str:
-    return path.rstrip("/").rsplit("/", 1)[-1] if is_remote(path) else os.path.basename(path)
+    """The last part of `path`, a trailing '/' ignored."""
+    if is_remote(path):
+        return path.rstrip("/").rsplit("/", 1)[-1]
+    return os.path.basename(os.path.normpath(path))
 
 
 def exists(path: str) -> bool:
@@ -189,7 +192,13 @@ def rename(src: str, dst: str) -> None:
     if is_remote(src) != is_remote(dst):
         raise ValueError(f"cannot move {src} to {dst}: one is local, the other is not.")
     if is_remote(src):
-        _epath(src).rename(_epath(dst))
+        import fsspec  # pylint: disable=import-outside-toplevel
+        # Server-side copies, then the deletion (not gcsfs's `mv`, which tries a move API
+        # first that not every endpoint has, and logs a traceback when it falls back).
+        gcs = fsspec.filesystem(scheme(src))
+        recursive = gcs.isdir(src)
+        gcs.copy(src, dst, recursive=recursive)
+        gcs.rm(src, recursive=recursive)
     else:
         os.replace(src, dst)
 

@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from typing import Any, Optional, Sequence
 
 from absl import flags
 
-from prompt_tuning import atomic_write, cli, errors, paths
+from prompt_tuning import atomic_write, cli, errors, filesystem, paths
 from prompt_tuning.cli import distributed
 
 
@@ -114,7 +113,7 @@ def parse_prompt_flags(specs: Sequence[str]) -> tuple[Optional[str], dict[str, s
     unnamed, named = [], {}
     for spec in specs:
         resolved = paths.resolve(spec)
-        if "=" in spec and not os.path.exists(resolved):
+        if "=" in spec and not filesystem.exists(resolved):
             name, path = spec.split("=", 1)
             if not name.strip() or not path:
                 raise errors.UsageError(f"--prompt={spec}: expected NAME=PATH or PATH.")

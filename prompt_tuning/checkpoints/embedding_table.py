@@ -9,12 +9,11 @@ prompt against it before anything large is read. Used to look at prompts (`inspe
 from __future__ import annotations
 
 import json
-import os
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from prompt_tuning import errors
+from prompt_tuning import errors, filesystem
 
 EMBEDDING = "token_embedder/embedding"
 # Where Hugging Face T5 keeps the table; older saves have only the per-stack (tied) copy.
@@ -40,10 +39,10 @@ def open_embedding(checkpoint: str) -> EmbeddingSource:
     if found == formats.T5X_LEGACY:
         return _t5x_legacy_embedding(directory)
     if found == formats.T5X_ORBAX:
-        state = os.path.join(directory, formats.T5X_STATE_ITEM)
-        return _orbax_embedding(state if os.path.isdir(state) else directory, T5X_TARGET)
+        state = filesystem.join(directory, formats.T5X_STATE_ITEM)
+        return _orbax_embedding(state if filesystem.isdir(state) else directory, T5X_TARGET)
     from prompt_tuning.checkpoints import orbax_format  # pylint: disable=import-outside-toplevel
-    return _orbax_embedding(os.path.join(directory, orbax_format.PARAMS_ITEM), "")
+    return _orbax_embedding(filesystem.join(directory, orbax_format.PARAMS_ITEM), "")
 
 
 def _missing(where: str) -> errors.CheckpointError:
@@ -79,7 +78,7 @@ def _t5x_legacy_embedding(directory: str) -> EmbeddingSource:
     # pylint: disable-next=import-outside-toplevel
     from prompt_tuning.checkpoints import formats, t5x_legacy
 
-    file = os.path.join(directory, formats.LEGACY_FILE)
+    file = filesystem.join(directory, formats.LEGACY_FILE)
     contents = t5x_legacy.read_msgpack(file)  # small: large arrays are zarr specs in it
     optimizer = contents.get("optimizer", contents)
     target = optimizer.get(T5X_TARGET) if isinstance(optimizer, Mapping) else None
@@ -88,7 +87,7 @@ def _t5x_legacy_embedding(directory: str) -> EmbeddingSource:
     if value is None:
         raise _missing(file)
     if t5x_legacy.is_ts_spec(value):
-        leaf = t5x_legacy.ZarrArray(EMBEDDING, os.path.join(directory,
+        leaf = t5x_legacy.ZarrArray(EMBEDDING, filesystem.join(directory,
                                                             t5x_legacy.zarr_dir_name(value)))
     else:
         leaf = np.asarray(value)
@@ -103,16 +102,15 @@ def _hf_embedding(directory: str) -> EmbeddingSource:
 
     from prompt_tuning.checkpoints import huggingface  # pylint: disable=import-outside-toplevel
 
-    index = os.path.join(directory, huggingface.INDEX_FILE)
+    index = filesystem.join(directory, huggingface.INDEX_FILE)
     weight_map = {}
-    if os.path.isfile(index):
+    if filesystem.isfile(index):
         try:
-            with open(index) as f:
-                weight_map = json.load(f)["weight_map"]
+            weight_map = json.loads(filesystem.read_text(index))["weight_map"]
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise errors.CheckpointError(f"Cannot read safetensors index {index}: {e}") from e
     key = next((k for k in HF_EMBEDDING_KEYS if k in weight_map), HF_EMBEDDING_KEYS[0])
-    file = os.path.join(directory, weight_map.get(key, huggingface.SINGLE_FILE))
+    file = filesystem.join(directory, weight_map.get(key, huggingface.SINGLE_FILE))
 
     def opened():
         try:

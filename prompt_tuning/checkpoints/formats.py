@@ -16,7 +16,7 @@ import os
 import re
 from typing import Optional
 
-from prompt_tuning import paths
+from prompt_tuning import filesystem, paths
 from prompt_tuning.checkpoints import huggingface
 from prompt_tuning.errors import CheckpointError
 
@@ -34,41 +34,41 @@ _STEP_DIR = re.compile(r"^checkpoint_(\d+)$")
 
 
 def _is_orbax_tree(path: str) -> bool:
-    return os.path.isfile(os.path.join(path, ORBAX_TREE_METADATA))
+    return filesystem.isfile(filesystem.join(path, ORBAX_TREE_METADATA))
 
 
 def _is_t5x_orbax_step(path: str) -> bool:
-    return _is_orbax_tree(os.path.join(path, T5X_STATE_ITEM))
+    return _is_orbax_tree(filesystem.join(path, T5X_STATE_ITEM))
 
 
 def _is_t5x_legacy_step(path: str) -> bool:
     # t5x's own rule (checkpoint_utils.detect_checkpoint_type): an orbax `_METADATA` next to a
     # `checkpoint` file makes it an orbax PyTree, not a legacy checkpoint.
-    return os.path.isfile(os.path.join(path, LEGACY_FILE)) and not _is_orbax_tree(path)
+    return filesystem.isfile(filesystem.join(path, LEGACY_FILE)) and not _is_orbax_tree(path)
 
 
 def latest_step_dir(path: str) -> Optional[str]:
     """The `checkpoint_<step>` subdirectory of `path` with the largest step, if any."""
     steps = []
-    for name in os.listdir(path):
+    for name in filesystem.listdir(path):
         match = _STEP_DIR.match(name)
-        if match and os.path.isdir(os.path.join(path, name)):
+        if match and filesystem.isdir(filesystem.join(path, name)):
             steps.append((int(match.group(1)), name))
-    return os.path.join(path, max(steps)[1]) if steps else None
+    return filesystem.join(path, max(steps)[1]) if steps else None
 
 
 def step_from_dir_name(path: str) -> Optional[int]:
-    match = _STEP_DIR.match(os.path.basename(os.path.normpath(path)))
+    match = _STEP_DIR.match(filesystem.basename(path))
     return int(match.group(1)) if match else None
 
 
 def _format_of_dir(path: str) -> Optional[str]:
-    if os.path.isfile(os.path.join(path, MODEL_CONFIG_FILE)):
+    if filesystem.isfile(filesystem.join(path, MODEL_CONFIG_FILE)):
         return ORBAX
     if huggingface.is_hf_checkpoint(path):
         return HUGGINGFACE
     if _is_t5x_orbax_step(path) or (_is_orbax_tree(path)
-                                    and os.path.basename(os.path.normpath(path)) == T5X_STATE_ITEM):
+                                    and filesystem.basename(path) == T5X_STATE_ITEM):
         return T5X_ORBAX
     if _is_t5x_legacy_step(path):
         return T5X_LEGACY
@@ -77,8 +77,8 @@ def _format_of_dir(path: str) -> Optional[str]:
 
 def builtin_checkpoints() -> list[str]:
     """Names of the checkpoints shipped with the package (`builtin:<name>`)."""
-    return sorted(d for d in os.listdir(paths.ASSETS_DIR)
-                  if _format_of_dir(os.path.join(paths.ASSETS_DIR, d)) is not None)
+    return sorted(d for d in filesystem.listdir(paths.ASSETS_DIR)
+                  if _format_of_dir(filesystem.join(paths.ASSETS_DIR, d)) is not None)
 
 
 def _builtin_dir(path: str) -> str:
@@ -86,7 +86,7 @@ def _builtin_dir(path: str) -> str:
     if name not in builtin_checkpoints():
         raise CheckpointError(f"no built-in checkpoint {path!r}; shipped: "
                               + ", ".join(f"builtin:{n}" for n in builtin_checkpoints()) + ".")
-    return os.path.join(paths.ASSETS_DIR, name)
+    return filesystem.join(paths.ASSETS_DIR, name)
 
 
 def resolve_checkpoint(path: str) -> tuple[str, str]:
@@ -95,11 +95,11 @@ def resolve_checkpoint(path: str) -> tuple[str, str]:
     if path.startswith(paths.BUILTIN_PREFIX):
         path = _builtin_dir(path)
     path = paths.resolve(path)
-    if not os.path.exists(path):
+    if not filesystem.exists(path):
         raise CheckpointError(f"checkpoint path {path} does not exist.")
-    if os.path.isfile(path):
-        directory = os.path.dirname(os.path.abspath(path))
-        if os.path.basename(path) == LEGACY_FILE and _is_t5x_legacy_step(directory):
+    if filesystem.isfile(path):
+        directory = filesystem.dirname(path)
+        if filesystem.basename(path) == LEGACY_FILE and _is_t5x_legacy_step(directory):
             return T5X_LEGACY, directory
         raise CheckpointError(_not_a_checkpoint(path))
     found = _format_of_dir(path)
@@ -108,7 +108,7 @@ def resolve_checkpoint(path: str) -> tuple[str, str]:
         if step_dir is not None:
             found, path = _format_of_dir(step_dir), step_dir
     if found is None:
-        if os.path.isfile(os.path.join(path, "pytorch_model.bin")):
+        if filesystem.isfile(filesystem.join(path, "pytorch_model.bin")):
             raise CheckpointError(f"{path} holds only pytorch_model.bin; we never unpickle files. "
                                   "Convert it to safetensors (model.save_pretrained(...)) first.")
         raise CheckpointError(_not_a_checkpoint(path))

@@ -7,11 +7,11 @@ ever unpickled: `pytorch_model.bin` files are refused with a pointer to safetens
 from __future__ import annotations
 
 import json
-import os
 from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from prompt_tuning import filesystem
 from prompt_tuning.errors import CheckpointError
 from prompt_tuning.model.config import T5Config
 
@@ -22,9 +22,9 @@ INDEX_FILE = "model.safetensors.index.json"
 
 
 def is_hf_checkpoint(path: str) -> bool:
-    return os.path.isdir(path) and os.path.exists(os.path.join(path, CONFIG_FILE)) and (
-        os.path.exists(os.path.join(path, SINGLE_FILE))
-        or os.path.exists(os.path.join(path, INDEX_FILE)))
+    return filesystem.isdir(path) and filesystem.exists(filesystem.join(path, CONFIG_FILE)) and (
+        filesystem.exists(filesystem.join(path, SINGLE_FILE))
+        or filesystem.exists(filesystem.join(path, INDEX_FILE)))
 
 
 def config_from_hf(hf_config: Mapping[str, Any]) -> T5Config:
@@ -133,37 +133,37 @@ def flat_to_hf(flat: Mapping[str, np.ndarray], config: T5Config) -> dict[str, np
 
 
 def read_hf_config(path: str) -> T5Config:
-    config_path = os.path.join(path, CONFIG_FILE)
+    config_path = filesystem.join(path, CONFIG_FILE)
     try:
-        with open(config_path) as f:
-            return config_from_hf(json.load(f))
+        return config_from_hf(json.loads(filesystem.read_text(config_path)))
     except (OSError, json.JSONDecodeError, KeyError) as e:
         raise CheckpointError(f"Cannot read Hugging Face config {config_path}: {e}") from e
 
 
 def _safetensors_files(path: str) -> list[str]:
-    index_path = os.path.join(path, INDEX_FILE)
-    if os.path.exists(index_path):
+    index_path = filesystem.join(path, INDEX_FILE)
+    if filesystem.exists(index_path):
         try:
-            with open(index_path) as f:
-                weight_map = json.load(f)["weight_map"]
+            weight_map = json.loads(filesystem.read_text(index_path))["weight_map"]
         except (OSError, json.JSONDecodeError, KeyError) as e:
             raise CheckpointError(f"Cannot read safetensors index {index_path}: {e}") from e
-        return [os.path.join(path, name) for name in sorted(set(weight_map.values()))]
-    return [os.path.join(path, SINGLE_FILE)]
+        return [filesystem.join(path, name) for name in sorted(set(weight_map.values()))]
+    return [filesystem.join(path, SINGLE_FILE)]
 
 
 def read_hf_tensors(path: str) -> dict[str, np.ndarray]:
     """Every tensor of a (possibly sharded) safetensors checkpoint, in its stored dtype."""
     from safetensors import SafetensorError
-    from safetensors.numpy import load_file
+    from safetensors.numpy import load, load_file
 
     tensors: dict[str, np.ndarray] = {}
     for file in _safetensors_files(path):
-        if not os.path.exists(file):
+        if not filesystem.exists(file):
             raise CheckpointError(f"Safetensors shard {file} is listed but missing.")
         try:
-            tensors.update(load_file(file))
+            # A local file is mapped; an object is read whole (one shard at a time).
+            tensors.update(load(filesystem.read_bytes(file)) if filesystem.is_remote(file)
+                           else load_file(file))
         except (SafetensorError, OSError, ValueError) as e:
             raise CheckpointError(f"Cannot read {file} (truncated or not safetensors?): {e}") from e
     return tensors
@@ -171,7 +171,7 @@ def read_hf_tensors(path: str) -> dict[str, np.ndarray]:
 
 def load_hf_checkpoint(path: str) -> tuple[T5Config, dict[str, np.ndarray]]:
     """(config, {our path: array}) from a Hugging Face T5 directory."""
-    if os.path.exists(os.path.join(path, "pytorch_model.bin")) and not is_hf_checkpoint(path):
+    if filesystem.exists(filesystem.join(path, "pytorch_model.bin")) and not is_hf_checkpoint(path):
         raise CheckpointError(f"{path} holds only pytorch_model.bin; we never unpickle files. "
                               "Convert it to safetensors (model.save_pretrained(...)) first.")
     config = read_hf_config(path)
@@ -181,12 +181,13 @@ def load_hf_checkpoint(path: str) -> tuple[T5Config, dict[str, np.ndarray]]:
 def save_hf_checkpoint(flat: Mapping[str, np.ndarray], config: T5Config, path: str,
                        dtype: np.dtype = np.dtype(np.float32)) -> None:
     """Writes `config.json` + `model.safetensors` (in `dtype`) into the directory `path`."""
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
 
-    os.makedirs(path, exist_ok=True)
+    filesystem.makedirs(path)
     tensors = {k: np.asarray(v).astype(dtype) for k, v in flat_to_hf(flat, config).items()}
     # safetensors refuses shared buffers; the tied copies are separate arrays here.
     tensors = {k: np.array(v, copy=True) for k, v in tensors.items()}
-    save_file(tensors, os.path.join(path, SINGLE_FILE), metadata={"format": "pt"})
-    with open(os.path.join(path, CONFIG_FILE), "w") as f:
-        json.dump(config_to_hf(config), f, indent=2)
+    filesystem.write_bytes(filesystem.join(path, SINGLE_FILE),
+                           save(tensors, metadata={"format": "pt"}))
+    filesystem.write_bytes(filesystem.join(path, CONFIG_FILE),
+                           json.dumps(config_to_hf(config), indent=2).encode())

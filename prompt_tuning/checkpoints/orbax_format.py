@@ -20,7 +20,7 @@ from typing import Any, Mapping, Optional
 import numpy as np
 from flax import traverse_util
 
-from prompt_tuning import atomic_write
+from prompt_tuning import atomic_write, filesystem
 from prompt_tuning.checkpoints import architecture, orbax_io, source
 from prompt_tuning.checkpoints.formats import MODEL_CONFIG_FILE, ORBAX
 from prompt_tuning.errors import CheckpointError
@@ -34,10 +34,9 @@ PROMPT_ITEM = "prompt"
 
 def read_model_config(path: str) -> T5Config:
     """The `T5Config` of `path/model_config.json` (missing fields take their defaults)."""
-    file = os.path.join(path, MODEL_CONFIG_FILE)
+    file = filesystem.join(path, MODEL_CONFIG_FILE)
     try:
-        with open(file) as f:
-            fields = json.load(f)
+        fields = json.loads(filesystem.read_text(file))
     except (OSError, json.JSONDecodeError) as e:
         raise CheckpointError(f"cannot read {file}: {source.describe_error(e)}") from e
     if not isinstance(fields, dict):
@@ -56,15 +55,15 @@ def read_model_config(path: str) -> T5Config:
 def open_orbax(path: str) -> source.OpenedCheckpoint:
     """Opens our format (see module doc); arrays are read by `read`."""
     config = read_model_config(path)
-    params_dir = os.path.join(path, PARAMS_ITEM)
-    if not os.path.isdir(params_dir):
+    params_dir = filesystem.join(path, PARAMS_ITEM)
+    if not filesystem.isdir(params_dir):
         raise CheckpointError(f"{path} has {MODEL_CONFIG_FILE} but no {PARAMS_ITEM}/ directory.")
     shapes = orbax_io.flat_shapes(orbax_io.tree_metadata(params_dir))
     prompt = None
     if shapes.pop(seam.PATH, None) is not None:
         prompt = orbax_io.restore_numpy(params_dir, seam.PATH)
-    prompt_dir = os.path.join(path, PROMPT_ITEM)
-    if os.path.isdir(prompt_dir):
+    prompt_dir = filesystem.join(path, PROMPT_ITEM)
+    if filesystem.isdir(prompt_dir):
         prompt = orbax_io.restore_numpy(prompt_dir, PROMPT_ITEM)
 
     def read(shardings, dtype):
@@ -86,13 +85,13 @@ def _write(directory: str, flat: Mapping[str, Any], config: T5Config,
            prompt: Optional[Any]) -> None:
     import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
 
-    with open(os.path.join(directory, MODEL_CONFIG_FILE), "w") as f:
-        json.dump(dataclasses.asdict(config), f, indent=2, sort_keys=True)
+    filesystem.write_bytes(filesystem.join(directory, MODEL_CONFIG_FILE), json.dumps(
+        dataclasses.asdict(config), indent=2, sort_keys=True).encode())
     tree = traverse_util.unflatten_dict(dict(flat), sep="/")
     with ocp.Checkpointer(ocp.StandardCheckpointHandler()) as checkpointer:
-        checkpointer.save(os.path.join(directory, PARAMS_ITEM), args=ocp.args.StandardSave(tree))
+        checkpointer.save(filesystem.join(directory, PARAMS_ITEM), args=ocp.args.StandardSave(tree))
         if prompt is not None:
-            checkpointer.save(os.path.join(directory, PROMPT_ITEM),
+            checkpointer.save(filesystem.join(directory, PROMPT_ITEM),
                               args=ocp.args.StandardSave({PROMPT_ITEM: prompt}))
 
 
@@ -103,7 +102,8 @@ def save_checkpoint(params: PyTree, config: T5Config, path: str, prompt: Optiona
     A prompt may also come inside `params`, at `seam.PATH`. The parameters are
     checked against `config` first. An existing non-empty `path` is refused unless `overwrite`.
     """
-    path = os.path.abspath(os.fspath(path))
+    path = os.fspath(path)
+    path = path if filesystem.is_remote(path) else os.path.abspath(path)
     atomic_write.check_destination(path, overwrite, "checkpoint directory", CheckpointError)
     flat, prompt = _split_prompt(params, prompt)
     architecture.check_matches(source.shapes_of(flat), config)

@@ -21,7 +21,6 @@ read the zarr directory of that name next to the `checkpoint` file; dtype and sh
 
 from __future__ import annotations
 
-import os
 from typing import Any, Mapping, Optional
 
 import msgpack
@@ -30,6 +29,7 @@ from flax import serialization
 
 from prompt_tuning.checkpoints import source
 from prompt_tuning.checkpoints.formats import LEGACY_FILE, T5X_LEGACY, step_from_dir_name
+from prompt_tuning import filesystem
 from prompt_tuning.errors import CheckpointError
 
 _SPEC_KEYS = {"driver", "kvstore"}
@@ -38,8 +38,7 @@ _SPEC_KEYS = {"driver", "kvstore"}
 def read_msgpack(path: str) -> dict:
     """The checkpoint file's tree; inline arrays decoded, TensorStore specs left as dicts."""
     try:
-        with open(path, "rb") as f:
-            contents = serialization.msgpack_restore(f.read())
+        contents = serialization.msgpack_restore(filesystem.read_bytes(path))
     except (OSError, ValueError, TypeError, KeyError, msgpack.UnpackException) as e:
         raise CheckpointError(f"cannot read T5X checkpoint file {path} (truncated or not "
                               f"msgpack?): {source.describe_error(e)}") from e
@@ -102,13 +101,20 @@ def _check_all_chunks_present(name: str, directory: str, metadata: Mapping[str, 
     # silently as zeros; t5x writes every chunk, so a missing one means an incomplete copy.
     counts = [-(-size // chunk) for size, chunk in zip(metadata["shape"], metadata["chunks"])]
     separator = metadata.get("dimension_separator", ".")
-    present = set(os.listdir(directory))
+    present = set(filesystem.listdir(directory))
     keys = (separator.join(map(str, index)) or "0" for index in np.ndindex(*counts))
     missing = [key for key in keys
-               if key not in present and not os.path.isfile(os.path.join(directory, key))]
+               if key not in present and not filesystem.isfile(filesystem.join(directory, key))]
     if missing:
         raise CheckpointError(f"{name} is missing {len(missing)} of {int(np.prod(counts))} chunk "
                               f"files in {directory} (e.g. {missing[0]}): an incomplete copy?")
+
+
+def _kvstore(directory: str) -> Any:
+    """TensorStore's key-value store for a local directory or a gs:// prefix."""
+    if filesystem.is_remote(directory):
+        return directory.rstrip("/") + "/"  # TensorStore's URL form: its GCS driver
+    return {"driver": "file", "path": directory}
 
 
 class ZarrArray:
@@ -119,8 +125,7 @@ class ZarrArray:
 
         self.name = name
         try:
-            self._store = ts.open({"driver": "zarr",
-                                   "kvstore": {"driver": "file", "path": directory}},
+            self._store = ts.open({"driver": "zarr", "kvstore": _kvstore(directory)},
                                   open=True, read=True).result()
         except ValueError as e:
             raise CheckpointError(f"cannot open {name} at {directory} (missing or damaged zarr "
@@ -139,7 +144,7 @@ class ZarrArray:
 
 def _leaf(name: str, value: Any, step_dir: str) -> source.SliceableArray:
     if is_ts_spec(value):
-        zarr = ZarrArray(name, os.path.join(step_dir, zarr_dir_name(value)))
+        zarr = ZarrArray(name, filesystem.join(step_dir, zarr_dir_name(value)))
         shape = value.get("metadata", {}).get("shape")
         if shape is not None and tuple(shape) != zarr.shape:
             raise CheckpointError(f"{name}: the checkpoint file says {tuple(shape)} but its zarr "
@@ -161,7 +166,7 @@ def _step(optimizer: Mapping[str, Any], step_dir: str) -> Optional[int]:
 
 def open_t5x_legacy(step_dir: str) -> source.OpenedCheckpoint:
     """Opens `checkpoint_<step>/` (see module doc); zarr arrays are read only by `read`."""
-    file = os.path.join(step_dir, LEGACY_FILE)
+    file = filesystem.join(step_dir, LEGACY_FILE)
     optimizer = _optimizer_state(read_msgpack(file), file)
     flat = flatten_target(optimizer["target"])
     leaves = {name: _leaf(name, value, step_dir) for name, value in flat.items()}

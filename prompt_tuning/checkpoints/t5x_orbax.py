@@ -16,21 +16,21 @@ reference prompt-tuning model's `target/encoder/prompt/prompt/prompt` is returne
 
 from __future__ import annotations
 
-import os
 from typing import Optional
 
 import numpy as np
 
 from prompt_tuning.checkpoints import orbax_io, source
 from prompt_tuning.checkpoints.formats import T5X_ORBAX, T5X_STATE_ITEM, step_from_dir_name
+from prompt_tuning import filesystem
 from prompt_tuning.errors import CheckpointError
 
 _TARGET = "target"
 
 
 def _state_dir(path: str) -> str:
-    candidate = os.path.join(path, T5X_STATE_ITEM)
-    return candidate if os.path.isdir(candidate) else path
+    candidate = filesystem.join(path, T5X_STATE_ITEM)
+    return candidate if filesystem.isdir(candidate) else path
 
 
 def _step(state_dir: str, tree: dict, step_dir: str) -> Optional[int]:
@@ -55,7 +55,7 @@ def open_t5x_orbax(path: str) -> source.OpenedCheckpoint:
     prompt = None
     if shapes.pop(source.T5X_PROMPT_PATH, None) is not None:
         prompt = orbax_io.restore_numpy(state_dir, f"{_TARGET}/{source.T5X_PROMPT_PATH}")
-    step_dir = path if state_dir != path else os.path.dirname(os.path.normpath(path))
+    step_dir = path if state_dir != path else filesystem.dirname(path.rstrip("/"))
 
     def read(shardings, dtype):
         return orbax_io.restore_arrays(state_dir, shapes, shardings, dtype, prefix=_TARGET)

@@ -12,35 +12,24 @@ holds between the two; seqio tasks keep seqio's class (they tokenize inside Tens
 from __future__ import annotations
 
 import functools
-import os
 from typing import Iterable, Optional
 
 from sentencepiece import sentencepiece_model_pb2
 import sentencepiece
 
-from prompt_tuning import paths
+from prompt_tuning import filesystem
 
 _PAD_ID = 0  # T5's padding id, which seqio fixes too (the SentencePiece model says -1)
 
 
 def read_bytes(path: str) -> bytes:
-    """A local file read plainly; a URL (gs://...) through tf.io.gfile (TensorFlow only then)."""
-    if paths.is_local(path):
-        with open(path, "rb") as f:
-            return f.read()
-    # pylint: disable-next=import-outside-toplevel
-    from prompt_tuning.data.tensorflow_quiet import tf
-    with tf.io.gfile.GFile(path, "rb") as f:
-        return f.read()
+    """The file's bytes, local or gs://."""
+    return filesystem.read_bytes(path)
 
 
 def file_exists(path: str) -> bool:
-    """A regular file (not a directory) at `path`, local or a URL."""
-    if paths.is_local(path):
-        return os.path.isfile(path)
-    # pylint: disable-next=import-outside-toplevel
-    from prompt_tuning.data.tensorflow_quiet import tf
-    return tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path)
+    """A regular file (not a directory) at `path`, local or gs://."""
+    return filesystem.isfile(path)
 
 
 def with_extra_ids(model_bytes: bytes, extra_ids: int) -> bytes:

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 
-from prompt_tuning import atomic_write, errors, paths, runtime
+from prompt_tuning import atomic_write, errors, filesystem, paths, runtime
 from prompt_tuning.prompts import seam
 from prompt_tuning.data import pipeline
 from prompt_tuning.decoding import DecodingConfig
@@ -58,7 +57,8 @@ class EvalJobConfig:
                                     f"{self.output_dir!r}.")
         object.__setattr__(self, "output_dir", paths.resolve(self.output_dir))
         paths.check_output_dir(self.output_dir, "EVAL_OUTPUT_DIR")
-        paths.check_output_file(os.path.join(self.output_dir, RESULTS_FILE), "EVAL_OUTPUT_DIR")
+        paths.check_output_file(filesystem.join(self.output_dir, RESULTS_FILE),
+                                "EVAL_OUTPUT_DIR")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,7 +148,7 @@ def evaluate(config: EvalJobConfig) -> dict[str, Any]:
     if task_evaluator.samples:  # `_examples` tasks: what the model said, to read
         result["samples"] = task_evaluator.samples
     if placement.is_primary:
-        atomic_write.write_text_atomically(os.path.join(config.output_dir, RESULTS_FILE),
+        atomic_write.write_text_atomically(filesystem.join(config.output_dir, RESULTS_FILE),
                                            json.dumps(result, indent=2))
     return result
 
@@ -191,7 +191,7 @@ def evaluate_ensemble(config: EvalJobConfig) -> dict[str, Any]:
               "mode": evaluation.describe(), "metrics": metrics,
               "score": task_evaluator.selection_score(metrics), "members": members}
     if placement.is_primary:
-        atomic_write.write_text_atomically(os.path.join(config.output_dir, RESULTS_FILE),
+        atomic_write.write_text_atomically(filesystem.join(config.output_dir, RESULTS_FILE),
                                            json.dumps(result, indent=2))
     return result
 

@@ -6,22 +6,20 @@ Library side of `python -m prompt_tuning.export_prompt`; the embedded default us
 from __future__ import annotations
 
 import json
-import os
 import re
 from typing import Any, Optional
 
 import numpy as np
 
-from prompt_tuning import errors, paths
+from prompt_tuning import errors, filesystem, paths
 
 
 def _init_name(model_dir: str) -> Optional[str]:
     """The prompt initializer named in the run's operative gin config, if recorded."""
-    path = os.path.join(model_dir, "config.gin")
-    if not os.path.exists(path):
+    path = filesystem.join(model_dir, "config.gin")
+    if not filesystem.exists(path):
         return None
-    with open(path) as f:
-        match = re.search(r"PromptConfig\.init\s*=\s*@([\w.]+)", f.read())
+    match = re.search(r"PromptConfig\.init\s*=\s*@([\w.]+)", filesystem.read_text(path))
     return match.group(1).split(".")[-1] if match else "random_uniform"
 
 
@@ -52,7 +50,7 @@ def _read_run(model_dir: str, step: str) -> tuple[str, dict, np.ndarray, dict]:
 
     step = check_step(step)
     model_dir = paths.resolve(model_dir)
-    if not os.path.exists(os.path.join(model_dir, run_dir.RUN_FILE)):
+    if not filesystem.exists(filesystem.join(model_dir, run_dir.RUN_FILE)):
         raise errors.UserError(f"{model_dir} is not a prompt-tuning run directory (no "
                                f"{run_dir.RUN_FILE}).")
     run = run_dir.read_run_file(model_dir)
@@ -137,13 +135,12 @@ def prompt_from_file(path: str) -> tuple[np.ndarray, dict[str, Any]]:
     metadata: dict[str, Any] = {"model": None, "init": None, "task": None, "step": None,
                                 "dev_metric": None}
     sidecar = (path[:-4] if path.endswith(".npy") else path) + ".json"
-    for candidate in (sidecar, os.path.join(path, "prompt.json")):
-        if os.path.isfile(candidate):
-            with open(candidate) as f:
-                metadata.update(json.load(f))
+    for candidate in (sidecar, filesystem.join(path, "prompt.json")):
+        if filesystem.isfile(candidate):
+            metadata.update(json.loads(filesystem.read_text(candidate)))
             break
     metadata.update(prompt_length=int(prompt.shape[0]), embed_dim=int(prompt.shape[1]),
-                    dtype="float32", source=os.path.abspath(path))
+                    dtype="float32", source=paths.resolve(path))
     return prompt, metadata
 
 
@@ -159,7 +156,7 @@ def export(prompt: np.ndarray, metadata: dict[str, Any], fmt: str, output: str,
         paths.check_output_file(output, "--output")
     else:
         paths.check_output_dir(output, "--output")
-    if os.path.exists(output) and not overwrite:
+    if filesystem.exists(output) and not overwrite:
         raise errors.UserError(f"--output {output} already exists (pass --overwrite to "
                                "replace it).")
     if fmt == "npy":

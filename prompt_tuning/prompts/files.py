@@ -22,7 +22,7 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from prompt_tuning import atomic_write, paths
+from prompt_tuning import atomic_write, filesystem, paths
 from prompt_tuning.errors import PromptFileError
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -58,11 +58,11 @@ def read_prompt(path: str, prompt_length: Optional[int] = None,
       [P, d] float32.
     """
     path = paths.resolve(os.fspath(path))
-    if os.path.isdir(path):
+    if filesystem.isdir(path):
         value = _read_dir(path, prompt_length)
-    elif os.path.isfile(path):
+    elif filesystem.isfile(path):
         if path.endswith(".safetensors"):
-            config = os.path.join(os.path.dirname(path), PEFT_CONFIG)
+            config = filesystem.join(filesystem.dirname(path), PEFT_CONFIG)
             value = _read_peft(path, config, prompt_length)
         else:
             value = _read_npy(path)
@@ -102,15 +102,15 @@ def _is_floating(dtype: np.dtype) -> bool:
 
 
 def _read_dir(path: str, prompt_length: Optional[int]) -> np.ndarray:
-    weights = os.path.join(path, PEFT_WEIGHTS)
-    if os.path.isfile(weights):
-        return _read_peft(weights, os.path.join(path, PEFT_CONFIG), prompt_length)
-    exported = os.path.join(path, EXPORT_PROMPT)
-    if os.path.isfile(exported):
+    weights = filesystem.join(path, PEFT_WEIGHTS)
+    if filesystem.isfile(weights):
+        return _read_peft(weights, filesystem.join(path, PEFT_CONFIG), prompt_length)
+    exported = filesystem.join(path, EXPORT_PROMPT)
+    if filesystem.isfile(exported):
         value = _read_npy(exported)
-        _check_export_metadata(os.path.join(path, EXPORT_METADATA), value)
+        _check_export_metadata(filesystem.join(path, EXPORT_METADATA), value)
         return value
-    if os.path.isfile(os.path.join(path, PEFT_PICKLED_WEIGHTS)):
+    if filesystem.isfile(filesystem.join(path, PEFT_PICKLED_WEIGHTS)):
         raise PromptFileError(f"{path} holds only {PEFT_PICKLED_WEIGHTS}; we never unpickle files. "
                               "Re-save the adapter with safe_serialization=True.")
     raise PromptFileError(f"{path} is not a prompt directory: expected {PEFT_WEIGHTS} "
@@ -119,13 +119,12 @@ def _read_dir(path: str, prompt_length: Optional[int]) -> np.ndarray:
 
 def _read_npy(path: str) -> np.ndarray:
     """A numpy array from a file recognised by its content, whatever its name."""
-    with open(path, "rb") as f:
-        magic = f.read(len(NPY_MAGIC))
-    if magic != NPY_MAGIC:
+    data = filesystem.read_bytes(path)
+    if data[:len(NPY_MAGIC)] != NPY_MAGIC:
         raise PromptFileError(f"{path} is not a numpy .npy file (expected a [P, d] array, a PEFT "
                               "adapter or an export directory).")
     try:
-        value = np.load(path, allow_pickle=False)
+        value = np.load(io.BytesIO(data), allow_pickle=False)
     except ValueError as e:
         if "allow_pickle" in str(e):
             raise PromptFileError(f"{path} holds pickled Python objects; a prompt must be a plain "
@@ -140,7 +139,7 @@ def _read_npy(path: str) -> np.ndarray:
 
 def _check_export_metadata(path: str, value: np.ndarray) -> None:
     """Refuses an export whose prompt.json disagrees with its prompt.npy."""
-    if not os.path.isfile(path):
+    if not filesystem.isfile(path):
         return
     metadata = _read_json(path)
     for key, actual in (("prompt_length", value.shape[0]),
@@ -152,8 +151,7 @@ def _check_export_metadata(path: str, value: np.ndarray) -> None:
 
 def _read_json(path: str) -> dict:
     try:
-        with open(path) as f:
-            data = json.load(f)
+        data = json.loads(filesystem.read_text(path))
     except (OSError, ValueError) as e:
         raise PromptFileError(f"{path} is not readable JSON: {e}") from e
     if not isinstance(data, dict):
@@ -163,21 +161,21 @@ def _read_json(path: str) -> dict:
 
 def _read_peft(weights: str, config_path: str, prompt_length: Optional[int]) -> np.ndarray:
     """`prompt_embeddings` of a PEFT adapter, cut to its encoder rows."""
-    from safetensors import SafetensorError, safe_open  # pylint: disable=import-outside-toplevel
+    from safetensors import SafetensorError  # pylint: disable=import-outside-toplevel
+    from safetensors.numpy import load  # pylint: disable=import-outside-toplevel
 
-    config = _read_json(config_path) if os.path.isfile(config_path) else {}
+    config = _read_json(config_path) if filesystem.isfile(config_path) else {}
     peft_type = config.get("peft_type")
     if peft_type is not None and peft_type not in PEFT_PROMPT_TYPES:
         raise PromptFileError(f"{config_path} describes a {peft_type} adapter, not one of "
                               f"{list(PEFT_PROMPT_TYPES)}.")
     try:
-        with safe_open(weights, framework="np") as f:
-            keys = list(f.keys())
-            if PEFT_KEY not in keys:
-                raise PromptFileError(f"{weights} has no tensor {PEFT_KEY!r}; it holds {keys}.")
-            value = f.get_tensor(PEFT_KEY)
-    except (SafetensorError, OSError, TypeError) as e:
+        tensors = load(filesystem.read_bytes(weights))  # a prompt: kilobytes to a few MB
+    except (SafetensorError, OSError, TypeError, ValueError) as e:
         raise PromptFileError(f"{weights} is not a readable safetensors file: {e}") from e
+    if PEFT_KEY not in tensors:
+        raise PromptFileError(f"{weights} has no tensor {PEFT_KEY!r}; it holds {sorted(tensors)}.")
+    value = tensors[PEFT_KEY]
     if value.ndim != 2:
         return value  # _checked reports the shape.
     return _encoder_rows(value, config, weights, prompt_length)
@@ -271,7 +269,7 @@ def write_npy(prompt: Any, path: str, metadata: Mapping[str, Any]) -> str:
       `path`. Each file appears complete or not at all.
     """
     path = os.fspath(path)
-    if os.path.isdir(path):
+    if filesystem.isdir(path):
         raise PromptFileError(f"{path} is a directory; give a .npy file path.")
     value = _validated(prompt)
     text = _metadata_json(value, metadata, REQUIRED_METADATA)
@@ -328,7 +326,7 @@ def write_peft(prompt: Any, directory: str, base_model_name_or_path: Optional[st
     Returns:
       `directory`.
     """
-    from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
+    from safetensors.numpy import save  # pylint: disable=import-outside-toplevel
 
     directory = os.fspath(directory)
     value = _validated(prompt)
@@ -340,11 +338,12 @@ def write_peft(prompt: Any, directory: str, base_model_name_or_path: Optional[st
     atomic_write.check_destination(directory, overwrite, "the adapter directory",
                                    PromptFileError)
     with atomic_write.atomic_directory(directory) as tmp:
-        save_file({PEFT_KEY: value}, os.path.join(tmp, PEFT_WEIGHTS), metadata={"format": "pt"})
-        with open(os.path.join(tmp, PEFT_CONFIG), "w") as f:
-            json.dump(config, f, indent=2, sort_keys=True)
-            f.write("\n")
+        files = {filesystem.join(tmp, PEFT_WEIGHTS):
+                 save({PEFT_KEY: value}, metadata={"format": "pt"}),
+                 filesystem.join(tmp, PEFT_CONFIG):
+                 json.dumps(config, indent=2, sort_keys=True) + "\n"}
         if text is not None:
-            with open(os.path.join(tmp, EXPORT_METADATA), "w") as f:
-                f.write(text)
+            files[filesystem.join(tmp, EXPORT_METADATA)] = text
+        for path, data in files.items():
+            filesystem.write_bytes(path, data.encode() if isinstance(data, str) else data)
     return directory

@@ -282,9 +282,10 @@ def from_file(path: str, embedding: Embedding,
     Returns:
       init(rng, shape [P, embed], dtype) -> [P, embed] (rng only used by the fallback).
     """
-    from prompt_tuning import errors, paths  # pylint: disable=import-outside-toplevel
+    from prompt_tuning import errors, filesystem, paths  # pylint: disable=import-outside-toplevel
 
-    if not isinstance(path, (str, os.PathLike)) or not os.path.exists(paths.resolve(path)):
+    if (not isinstance(path, (str, os.PathLike))
+            or not filesystem.exists(paths.resolve(os.fspath(path)))):
         raise errors.PromptFileError(f"from_file: no prompt file at {path!r} (PROMPT_FILE).")
     path = paths.resolve(path)
 

@@ -97,9 +97,11 @@ def _manager(directory: str, keep: Optional[int], writer: bool, arrays: str, jso
     else:
         # Synchronous saves: `save` returns once the step is committed, so the loop never runs
         # ahead of what is on disk. `create=False`: directories appear at the first save.
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=False,
-                                               enable_async_checkpointing=False,
-                                               todelete_subdir=TRASH_DIR)
+        # Deleting by renaming into TRASH_DIR is atomic on a local disk only; in an object
+        # store a rename is copies and deletions, so orbax deletes in place there.
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep, create=False, enable_async_checkpointing=False,
+            todelete_subdir=None if filesystem.is_remote(directory) else TRASH_DIR)
     # Handlers named up front let `item_metadata` read shapes before a restore (`_local_target`).
     handlers = {arrays: ocp.StandardCheckpointHandler(), json_item: ocp.JsonCheckpointHandler()}
     return ocp.CheckpointManager(directory, options=options, item_handlers=handlers)

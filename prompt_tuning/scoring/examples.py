@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any, Callable, NamedTuple, Optional, Sequence
 
-from prompt_tuning import errors
+from prompt_tuning import errors, filesystem
 
 
 class Example(NamedTuple):
@@ -27,13 +26,12 @@ def read_examples(path: str, vocabulary: Callable[[], Any]) -> list[Example]:
       vocabulary: returns the vocabulary that text is tokenized with (called only if a line
         holds text). Lists of ids are taken exactly as given (no EOS is added).
     """
-    if not os.path.isfile(path):
+    if not filesystem.isfile(path):
         raise errors.UserError(f"--inputs file {path} does not exist.")
     examples = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if line.strip():
-                examples.append(_parse_line(line, f"{path}:{number}", vocabulary, number))
+    for number, line in enumerate(filesystem.read_text(path).splitlines(), 1):
+        if line.strip():
+            examples.append(_parse_line(line, f"{path}:{number}", vocabulary, number))
     if not examples:
         raise errors.UserError(f"--inputs file {path} holds no examples.")
     return examples

@@ -25,7 +25,7 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from prompt_tuning import errors, paths, runtime
+from prompt_tuning import errors, filesystem, paths, runtime
 from prompt_tuning.prompts.bank import PromptBank
 from prompt_tuning.scoring import batches
 from prompt_tuning.scoring.examples import Example
@@ -214,7 +214,7 @@ def _read(source: Union[str, os.PathLike, np.ndarray]) -> tuple[np.ndarray, str]
     from prompt_tuning import run_dir  # pylint: disable=import-outside-toplevel
 
     path = paths.resolve(os.fspath(source))
-    if os.path.isfile(os.path.join(path, run_dir.RUN_FILE)):  # a training run: its best prompt
+    if filesystem.isfile(filesystem.join(path, run_dir.RUN_FILE)):  # a training run: its best prompt
         from prompt_tuning.export import prompt_from_run  # pylint: disable=import-outside-toplevel
         value, metadata = prompt_from_run(path, "best")
         return value, f"{path} step {metadata['step']}"
