@@ -26,12 +26,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _env(devices: int) -> dict:
+def _env(devices: int, extra: dict | None = None) -> dict:
     return {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-            "JAX_PLATFORMS": "cpu", "HF_HUB_OFFLINE": "1"}
+            "JAX_PLATFORMS": "cpu", "HF_HUB_OFFLINE": "1", **(extra or {})}
 
 
-def _on_two_hosts(module: str, args: list[str], log_dir) -> None:
+def _on_two_hosts(module: str, args: list[str], log_dir, env: dict | None = None) -> None:
     port = _free_port()
     procs = []
     for index in range(2):
@@ -39,7 +39,7 @@ def _on_two_hosts(module: str, args: list[str], log_dir) -> None:
         procs.append((subprocess.Popen(
             [sys.executable, "-m", module, *args, f"--coordinator_address=127.0.0.1:{port}",
              "--process_count=2", f"--process_index={index}"],
-            cwd=REPO, env=_env(2), stdout=log, stderr=subprocess.STDOUT), log))
+            cwd=REPO, env=_env(2, env), stdout=log, stderr=subprocess.STDOUT), log))
     for proc, log in procs:
         code = proc.wait(timeout=600)
         log.close()
@@ -96,3 +96,24 @@ def test_two_hosts_train_evaluate_and_a_later_run_continues_on_one_device(tmp_pa
     (best_step,) = os.listdir(os.path.join(alone, "best"))
     recorded = json.load(open(os.path.join(alone, "best", best_step, "info", "metadata")))
     assert result["metrics"] == recorded["metrics"]
+
+
+@pytest.mark.slow
+def test_two_hosts_train_into_one_gcs_model_dir_and_resume(gcs, tmp_path):
+    """A pod's hosts share no disk: both processes write one run into one gs:// MODEL_DIR (the
+    first one writes what is written once), and both resume it from there."""
+    from prompt_tuning.export import prompt_from_run  # pylint: disable=import-outside-toplevel
+
+    model_dir = gcs.bucket() + "/runs/pod"
+    _on_two_hosts("prompt_tuning.train", tiny_run.train_flags(
+        model_dir, *STEPS, "--gin.NUM_PARTITIONS=2", train_steps=4), tmp_path, gcs.env)
+    names = gcs.objects(model_dir)
+    assert {n.split("/")[3] for n in names if "/checkpoints/" in n} == {"4"}
+    assert len([n for n in names if "/train/" in n and "tfevents" in n]) == 1
+    assert not [n for n in names if n.endswith("run.lock")]
+    _on_two_hosts("prompt_tuning.train", tiny_run.train_flags(
+        model_dir, *STEPS, "--gin.NUM_PARTITIONS=2", train_steps=8), tmp_path, gcs.env)
+    assert "resumed" in open(tmp_path / "train_0.log").read()
+    resumed, meta = prompt_from_run(model_dir, "latest")
+    assert meta["step"] == 8
+    assert np.abs(resumed - prompt_from_run(model_dir, "4")[0]).mean() > 0
