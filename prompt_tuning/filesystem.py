@@ -203,6 +203,16 @@ def rename(src: str, dst: str) -> None:
         os.replace(src, dst)
 
 
+def upload_dir(local: str, remote: str, last: tuple[str, ...] = ()) -> None:
+    """Copies every file below the local directory `local` to the same names below `remote`;
+    files named in `last` go after all the others (a reader that waits for them, as TFDS
+    waits for `dataset_info.json`, never sees a partial copy)."""
+    files = sorted(walk_files(local), key=lambda p: (os.path.basename(p) in last, p))
+    for path in files:
+        with open(path, "rb") as f:
+            write_bytes(join(remote, *os.path.relpath(path, local).split(os.sep)), f.read())
+
+
 def size(path: str) -> int:
     return _epath(path).stat().length if is_remote(path) else os.path.getsize(path)
 

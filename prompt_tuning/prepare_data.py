@@ -42,9 +42,6 @@ def define_flags(values: flags.FlagValues) -> None:
 
 
 def _check_dirs(data_dir: str, raw_dir: Optional[str]) -> None:
-    if not paths.is_local(data_dir):
-        raise errors.UsageError(f"--tfds_data_dir must be a local directory, got {data_dir}: "
-                                "prepare here, then copy the dataset directories over.")
     paths.check_output_dir(data_dir, "--tfds_data_dir")
     if raw_dir is not None and not os.path.isdir(raw_dir):
         raise errors.UsageError(f"--raw_dir {raw_dir} is not a directory.")

@@ -27,7 +27,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import requests  # TFDS downloads with it; its errors are told apart from others below
 
-from prompt_tuning import errors, paths
+from prompt_tuning import errors, filesystem
 from prompt_tuning.data.tensorflow_quiet import seqio, tf
 
 import tensorflow_datasets as tfds  # noqa: E402  (after tensorflow_quiet, on purpose)
@@ -239,11 +239,10 @@ def prepare(dataset_name: str, data_dir: str, raw_dir: Optional[str] = None) -> 
     On failure nothing is left in `data_dir` but the download cache of an online build.
     """
     data_dir = os.fspath(data_dir)
-    if not paths.is_local(data_dir):
-        raise errors.UsageError(f"the TFDS data dir must be a local directory, got {data_dir}: "
-                                "prepare locally, then copy the dataset directories there.")
     if raw_dir is not None and not os.path.isdir(raw_dir):
         raise errors.UsageError(f"{RAW_DIR_FLAG} {raw_dir} is not a directory.")
+    if filesystem.is_remote(data_dir):
+        return _prepare_remote(dataset_name, data_dir, raw_dir)
     builder = open_builder(dataset_name, data_dir)
     if builder.is_prepared():
         return Prepared(dataset_name, os.fspath(builder.data_dir), already=True)
@@ -284,6 +283,22 @@ def prepare(dataset_name: str, data_dir: str, raw_dir: Optional[str] = None) -> 
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return Prepared(dataset_name, os.fspath(builder.data_dir), already=already)
+
+
+def _prepare_remote(dataset_name: str, data_dir: str, raw_dir: Optional[str]) -> Prepared:
+    """Builds into a local staging directory, then uploads the dataset's version directory to
+    the object store, its `dataset_info.json` last: TFDS takes a version directory as prepared
+    once that file is there, so a reader never meets a partial upload (and a build that fails
+    uploads nothing). TFDS's download cache stays local and goes with the staging directory."""
+    with tempfile.TemporaryDirectory(prefix="prepare-") as staging:
+        relative = os.path.relpath(os.fspath(open_builder(dataset_name, staging).data_dir),
+                                   staging)
+        remote = filesystem.join(data_dir, *relative.split(os.sep))
+        if filesystem.isfile(filesystem.join(remote, "dataset_info.json")):
+            return Prepared(dataset_name, remote, already=True)
+        built = prepare(dataset_name, staging, raw_dir)
+        filesystem.upload_dir(built.directory, remote, last=("dataset_info.json",))
+    return Prepared(dataset_name, remote, already=False)
 
 
 def describe(prepared: Prepared) -> str:

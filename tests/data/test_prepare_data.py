@@ -232,3 +232,38 @@ def test_mistakes_are_one_line_and_write_nothing(tmp_path, args, code, message):
     result = run_in_process(MODULE, *(arg.format(**fill) for arg in args))
     _assert_one_error_and_nothing_written(result, code, message.format(**fill),
                                           tmp_path / "tfds")
+
+
+@pytest.mark.slow
+def test_prepared_into_gcs_and_trained_from_there(gcs, tmp_path):
+    """A pod's data dir is in Cloud Storage: prepare_data uploads the built dataset there, and
+    training reads it from there (TFDS through TensorFlow's GCS client, see tests/gcs_emulator)."""
+    from tests.launch import tiny_run  # pylint: disable=import-outside-toplevel
+
+    bucket = gcs.bucket()
+    raw_archives.write(str(tmp_path / "raw"), ["super_glue/rte:1.0.2"])
+    env = {**gcs.env, **gcs.tf_env}
+    prepared = run_subprocess(MODULE, "--tasks=taskless_super_glue_rte_v102",
+                              f"--tfds_data_dir={bucket}/tfds", f"--raw_dir={tmp_path / 'raw'}",
+                              env=env)
+    assert prepared.returncode == 0, prepared.stderr
+    names = gcs.objects(f"{bucket}/tfds")
+    assert "tfds/super_glue/rte/1.0.2/dataset_info.json" in names
+    assert any("super_glue-train.tfrecord" in n for n in names)
+    again = run_subprocess(MODULE, "--tasks=taskless_super_glue_rte_v102",
+                           f"--tfds_data_dir={bucket}/tfds", f"--raw_dir={tmp_path / 'raw'}",
+                           env=env)
+    assert again.returncode == 0 and "already prepared" in again.stdout, again.stderr
+
+    model_dir = f"{bucket}/runs/rte"
+    tunnels = gcs.tunnels
+    trained = run_subprocess(
+        "prompt_tuning.train", *[f for f in tiny_run.train_flags(model_dir, train_steps=2)
+                                 if "MIXTURE_OR_TASK_NAME" not in f and "EVAL_PERIOD" not in f],
+        "--gin.MIXTURE_OR_TASK_NAME='taskless_super_glue_rte_v102'", "--gin.EVAL_PERIOD=2",
+        f"--tfds_data_dir={bucket}/tfds",
+        env=env)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert any(n.endswith("checkpoints/2/commit_success.txt")
+               for n in gcs.objects(model_dir))
+    assert gcs.tunnels > tunnels  # the examples came from the bucket, through TensorFlow
