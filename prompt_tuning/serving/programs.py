@@ -21,6 +21,7 @@ import numpy as np
 
 from prompt_tuning import errors, runtime
 from prompt_tuning.prompts import seam
+from prompt_tuning.runtime import host_memory
 from prompt_tuning.scoring import batches
 from prompt_tuning.serving.table import ServedPromptTable
 
@@ -117,12 +118,15 @@ class ProgramSet:
         """Compiles every shape of the limits not compiled yet; `progress(done, total)` after
         each; raises `Stopped` between two programs once `stop` is set."""
         shapes = self.limits.shapes()
+        before = self.num_compiled
         for done, shape in enumerate(shapes, 1):
             if stop is not None and stop.is_set():
                 raise Stopped()
             self._program(shape, params)
             if progress is not None:
                 progress(done, len(shapes))
+        if self.num_compiled > before:
+            host_memory.release()  # what compiling freed goes back to the OS, not kept by glibc
 
     def _program(self, shape: Shape, params: Any) -> Any:
         program = self._compiled.get(shape)
