@@ -51,6 +51,7 @@ class Serving:
     def __init__(self, engine: MultiPromptModel, max_wait_s: float, warmup: bool):
         self.engine = engine
         self.max_wait_s = max_wait_s
+        self.warmup = warmup
         self.warming = warmup  # until `warm_up` finishes, batches are refused (503)
         self.progress = (0, len(engine.limits.shapes()) if warmup else 0)
         self.failed: Optional[str] = None

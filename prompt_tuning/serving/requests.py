@@ -11,6 +11,7 @@ The values themselves (token ids, lengths, prompt names) are checked by the engi
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Callable, Mapping, Optional
 
 
@@ -87,11 +88,16 @@ def parse_json(body: bytes) -> Any:
         raise RequestError(422, "bad request: JSON nested too deeply.") from None
     except ValueError as e:  # JSONDecodeError, and integers of more than 4300 digits
         raise RequestError(422, f"bad request: malformed JSON ({_first_line(e)}).") from None
-    bad = _lone_surrogate(value)
+    # Strict UTF-8 holds no surrogates, so only \uD800-\uDFFF escapes can make them: the walk
+    # over every string runs only for a body that has such an escape.
+    bad = _lone_surrogate(value) if _SURROGATE_ESCAPE.search(text) else None
     if bad is not None:
         raise RequestError(422, f"bad request: text with a lone surrogate {bad!a} (JSON "
                                 "\\uD800-\\uDFFF escapes must come in pairs).")
     return value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _lone_surrogate(value: Any) -> Optional[str]:

@@ -42,11 +42,11 @@ class Server(uvicorn.Server):
         if self.serving.failed:
             print(f"error: {self.serving.failed}", file=sys.stderr, flush=True)
             self.should_exit = True
-        elif count > 0:
+        elif count >= 0 and self.serving.warmup:
             print(f"ready: {count} programs compiled in {time.monotonic() - start:.1f} s",
                   flush=True)
-        elif count == 0:
-            print("ready (no warm-up: each batch shape compiles on its first batch)",
+        elif count >= 0:
+            print("ready (--nowarmup: each batch shape compiles on its first batch)",
                   flush=True)
 
     def handle_exit(self, sig: int, frame: Any) -> None:
