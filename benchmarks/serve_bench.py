@@ -7,12 +7,13 @@ the shipped tiny T5), 3 prompts of different lengths (random, P = 5, 20, 100) an
 default limits (its warm-up compiles every batch shape they allow before it says ready). With
 `--cold_start`, it first starts it twice over an empty compilation cache (PT_COMPILATION_CACHE_DIR
 in a new temporary directory): cold (every program compiled) and warm (read back from that
-cache), and prints the seconds to the "serving" line and to "ready" of each. Then, on the warm
-server, for each concurrency level C it keeps C requests in flight (a real HTTP client, httpx over
-asyncio) until `--requests` have completed, half /score and half /generate (`--decode` tokens),
-the prompts mixed; the first level is the server's first traffic (nothing was sent before). Prints
-one JSON line per level: requests/s, p50/p90/p99 latency in ms, how many batches the server ran
-for them and how many programs it had compiled (from /health: the same before and after).
+cache), and prints the seconds to the "serving" line and to "ready" of each. Then, on a warm
+server (over that cache with --cold_start), for each concurrency level C it keeps C requests
+in flight (a real HTTP client, httpx over asyncio) until `--requests` have completed, half
+/score and half /generate (`--decode` tokens), the prompts mixed; the first level is the
+server's first traffic (nothing was sent before). Prints one JSON line per level: requests/s,
+p50/p90/p99 latency in ms, how many batches the server ran for them and how many programs it
+had compiled (from /health: the same before and after).
 
   python benchmarks/serve_bench.py [--levels 1,8,32] [--requests 400] [--checkpoint PATH] \
       [--cold_start] [--flags=--max_input_length=64,...]
@@ -77,17 +78,18 @@ def _start(args, prompt_dir: str, env: dict | None = None) -> tuple[subprocess.P
     return start_server(args.checkpoint, [f"--max_wait_ms={args.max_wait_ms}", *flags], env)
 
 
-def _cold_start(args, prompt_dir: str) -> None:
-    """Start-up to ready over an empty compilation cache, then over that (now warm) cache."""
-    with tempfile.TemporaryDirectory() as cache:
-        for kind in ("cold", "warm"):
-            proc, _ = _start(args, prompt_dir, {"PT_COMPILATION_CACHE_DIR": cache})
-            proc.terminate()
-            proc.wait(timeout=60)
-            print(json.dumps({"start": kind, "to_serving_line_s": round(proc.started_s, 2),
-                              "to_ready_s": round(proc.ready_s, 2),
-                              "checkpoint": args.checkpoint, "flags": args.flags,
-                              "loadavg1": os.getloadavg()[0]}), flush=True)
+def _cold_start(args, prompt_dir: str, cache: str) -> dict:
+    """Start-up to ready over the empty compilation cache `cache`, then over it (now warm);
+    returns the environment that starts over it."""
+    env = {"PT_COMPILATION_CACHE_DIR": cache}
+    for kind in ("cold", "warm"):
+        proc, _ = _start(args, prompt_dir, env)
+        proc.terminate()
+        proc.wait(timeout=60)
+        print(json.dumps({"start": kind, "to_serving_line_s": round(proc.started_s, 2),
+                          "to_ready_s": round(proc.ready_s, 2), "checkpoint": args.checkpoint,
+                          "flags": args.flags, "loadavg1": os.getloadavg()[0]}), flush=True)
+    return env
 
 
 def _body(i: int, decode: int) -> tuple[str, dict]:
@@ -134,14 +136,13 @@ async def _level(base: str, concurrency: int, total: int, decode: int) -> dict:
 
 def main() -> None:
     args = _parse()
-    with tempfile.TemporaryDirectory() as prompt_dir:
+    with tempfile.TemporaryDirectory() as prompt_dir, tempfile.TemporaryDirectory() as cache:
         rng = np.random.default_rng(0)
         for n in (5, 20, 100):
             np.save(f"{prompt_dir}/p{n}.npy",
                     rng.uniform(-0.5, 0.5, (n, args.width)).astype(np.float32))
-        if args.cold_start:
-            _cold_start(args, prompt_dir)
-        proc, base = _start(args, prompt_dir)
+        env = _cold_start(args, prompt_dir, cache) if args.cold_start else None
+        proc, base = _start(args, prompt_dir, env)
         try:
             levels = [int(c) for c in args.levels.split(",")]
             # No untimed pass: the server compiled every batch shape before it said ready.

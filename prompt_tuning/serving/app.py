@@ -15,9 +15,10 @@ empty or too long inputs or targets, max_decode_length, a prompt file or a promp
 404 for an unknown prompt or route, 405 for a wrong method, 409 for registering a registered
 name without "replace": true, 413 for a body over `max_request_bytes`, 422 for a body that is
 not the JSON object asked for (`requests.py`), 503 while warming up, 500 for a fault of the
-server's own. Bodies are read with a byte limit, parsed, checked and tokenized on a thread of
-their own (never on the event loop), so a bad or large request never delays the others; valid
-requests that arrive close together are batched across prompts (`DynamicBatcher`).
+server's own. Bodies are read with a byte limit; a large one is parsed, checked and tokenized
+on a thread of its own (never on the event loop), so a bad or large request never delays
+others; valid requests that arrive close together are batched across prompts
+(`DynamicBatcher`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ from prompt_tuning.serving.requests import (GENERATE_FIELDS, REGISTER_FIELDS, SC
 from prompt_tuning.scoring.batches import rung
 
 MAX_REQUEST_BYTES = 4 * 2**20
+# Bodies up to this size are parsed and checked on the event loop (well under a millisecond);
+# larger ones on the parse thread, so that a big body never holds up the other clients.
+INLINE_BYTES = 16384
 
 
 class Serving:
@@ -141,8 +145,10 @@ def create_app(engine: MultiPromptModel, max_wait_s: float = 0.005,
                 chunks.append(chunk)
         except ClientDisconnect:
             raise RequestError(400, "the client disconnected before sending the body.") from None
-        return await asyncio.get_running_loop().run_in_executor(serving.parser, check,
-                                                                b"".join(chunks))
+        body = b"".join(chunks)
+        if len(body) <= INLINE_BYTES:  # microseconds: a thread hop would cost more
+            return check(body)
+        return await asyncio.get_running_loop().run_in_executor(serving.parser, check, body)
 
     async def batched(request: Request, check: Callable[[bytes], tuple]) -> Any:
         busy = serving.unavailable()
