@@ -3,9 +3,9 @@
 The event loop never blocks: `submit` queues a request and awaits its future; one collector task
 takes the first waiting request, gathers more for up to `max_wait_s` (or until one kind has
 `max_batch`), groups them by kind (a score batch, a generate batch per decode-length rung), and
-runs each group on one worker thread (one device: batches run one after another, while the loop keeps
-accepting requests). A batch that fails fails only its own requests; requests are validated
-before they are queued, so one bad request never reaches a batch.
+runs each group on one worker thread (one device: batches run one after another, while the loop
+keeps accepting requests). A batch that fails fails only its own requests; requests are
+validated before they are queued, so one bad request never reaches a batch.
 """
 
 from __future__ import annotations
