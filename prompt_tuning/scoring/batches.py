@@ -41,6 +41,19 @@ def rung(length: int, rungs: Sequence[int]) -> int:
     raise ValueError(f"{length} is longer than the largest padded size {rungs[-1]}.")
 
 
+def split(count: int, rungs: Sequence[int], call_rows: int = 2) -> list[int]:
+    """Batch sizes (each a rung) that run `count` rows, the last padded up to its rung: the
+    fewest rows computed, counting each call as `call_rows` more (its fixed cost). E.g. with
+    rungs (1, 4, 16, 32): 5 -> [4, 1] (not 16 rows), 7 -> [4, 4], 13 -> [16], 40 -> [32, 4, 4].
+    """
+    # best[n]: (cost, sizes) of running n rows; n is at most a few times the largest rung.
+    best: list[tuple[int, list[int]]] = [(0, [])]
+    for n in range(1, count + 1):
+        best.append(min(((best[max(n - r, 0)][0] + r + call_rows, [r] + best[max(n - r, 0)][1])
+                         for r in rungs), key=lambda option: (option[0], len(option[1]))))
+    return sorted(best[count][1], reverse=True)
+
+
 def padded(rows: Sequence[list[int]], num_rows: int, length: Optional[int] = None
            ) -> np.ndarray:
     """[num_rows, length] int32 (length None: the longest row, bucketed); missing rows and

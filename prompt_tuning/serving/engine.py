@@ -205,18 +205,22 @@ class MultiPromptModel:
                                      for i, (p, x) in enumerate(requests)])
 
     def score_tokens(self, rows: Sequence[ScoreRow]) -> list[dict]:
-        """`score` of checked rows, `max_batch` at a time."""
-        out: list[dict[str, Any]] = []
-        for start in range(0, len(rows), self.limits.max_batch):
-            out += self._score_batch(rows[start:start + self.limits.max_batch])
-        return out
+        """`score` of checked rows, in batches of the compiled sizes (`_batches`)."""
+        return [r for batch in self._batches(rows) for r in self._score_batch(batch)]
 
     def generate_tokens(self, rows: Sequence[GenerateRow]) -> list[dict]:
-        """`generate` of checked rows, `max_batch` at a time; one program decodes each batch up
-        to the rung of its longest `max_decode_length`."""
-        out: list[dict[str, Any]] = []
-        for start in range(0, len(rows), self.limits.max_batch):
-            out += self._generate_batch(rows[start:start + self.limits.max_batch])
+        """`generate` of checked rows, in batches of the compiled sizes; one program decodes
+        each batch up to the rung of its longest `max_decode_length`."""
+        return [r for batch in self._batches(rows) for r in self._generate_batch(batch)]
+
+    def _batches(self, rows: Sequence[Any]) -> list[Sequence[Any]]:
+        """Consecutive slices of `rows`, sized so that little padding is computed (5 rows run
+        as 4 + 1 rather than padded to 16: `batches.split`)."""
+        out, start = [], 0
+        for size in batches.split(len(rows), self.limits.batch_sizes):
+            if start < len(rows):
+                out.append(rows[start:start + size])
+            start += size
         return out
 
     def _score_batch(self, rows: Sequence[ScoreRow]) -> list[dict]:
