@@ -237,3 +237,27 @@ def test_the_server_still_answers_right_after_all_that(server):
     assert response.status_code == 200 and len(response.json()["tokens"]) <= 4
     assert np.isfinite(httpx.post(server.url + "/score", timeout=60, json={
         "prompt": "a", "inputs": [5, 6], "targets": [7]}).json()["log_likelihood"])
+
+
+def test_command_line_mistakes_are_one_error_line(prompts):
+    from tests.launch import runner
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cases = [([f"--port={port}"], f"cannot listen on 127.0.0.1:{port}: Address already in "
+                                      "use; pick another --port (0: any free one)."),
+                 (["--max_batch=0"], "--max_batch must be an integer from 1 to 65536, got 0."),
+                 (["--max_request_bytes=0"], "--max_request_bytes >= 1"),
+                 ([f"--prompt=a={prompts['long']}", "--max_prompt_length=64", "--port=0"],
+                  "a prompt of 65 positions is longer than this server accepts "
+                  "(--max_prompt_length=64).")]
+        for flags, message in cases:
+            done = runner.run_subprocess("prompt_tuning.serve", "--checkpoint=builtin:tiny_t5",
+                                         *flags, timeout=120)
+            assert done.returncode in (1, 2), done.stderr
+            lines = done.stderr.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (
+                done.stderr)
+            assert done.stdout == ""
