@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sys
 import time
 from typing import Any, Optional
 
@@ -39,8 +38,7 @@ class Server(uvicorn.Server):
     async def _warm_up(self) -> None:
         start = time.monotonic()
         count = await self.serving.warm_up()
-        if self.serving.failed:
-            print(f"error: {self.serving.failed}", file=sys.stderr, flush=True)
+        if self.serving.failed:  # `serve` reports it as its one error line once stopped
             self.should_exit = True
         elif count >= 0 and self.serving.warmup:
             print(f"ready: {count} programs compiled in {time.monotonic() - start:.1f} s",
