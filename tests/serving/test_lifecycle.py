@@ -59,14 +59,11 @@ def test_warm_up_with_a_cold_cache_then_no_request_compiles(prompts, tmp_path):
         health = httpx.get(server.url + "/health", timeout=10).json()
         assert (health["status"], health["programs"]) == ("ok", NUM_SHAPES)
         assert any(cache.iterdir())  # the programs went to the (cold) persistent cache
-        start = time.monotonic()
         responses = asyncio.run(_burst(server.url, 40))
-        burst = time.monotonic() - start
         assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
         # Every batch shape the burst met was compiled before: nothing compiled since.
         after = httpx.get(server.url + "/health", timeout=10).json()
         assert after["programs"] == NUM_SHAPES and after["requests"] == 40, after
-        assert burst < 30
         code, stderr = server.stop()
     assert code == 0 and "Traceback" not in stderr, stderr
 
