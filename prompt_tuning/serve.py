@@ -2,7 +2,9 @@ r"""Serves one frozen model with many prompts over HTTP, batching requests acros
 
   python -m prompt_tuning.serve --checkpoint=PATH --prompt=rte=/prompts/rte.npy \
       --prompt=sst2=/prompts/sst2_peft [--vocab=SPM] [--host=127.0.0.1] [--port=8000] \
-      [--max_batch=32] [--max_wait_ms=5]
+      [--max_batch=32] [--max_wait_ms=5] [--max_request_bytes=4194304] [--nowarmup] \
+      [--max_prompts=64] [--max_prompt_length=256] [--max_input_length=256] \
+      [--max_target_length=32] [--max_decode_length=32]
 
 --checkpoint is any supported format (T5X, orbax, Hugging Face, builtin:tiny_t5); each
 --prompt=NAME=PATH registers a prompt (`.npy`, a PEFT adapter dir, our export, or a training
@@ -10,13 +12,18 @@ run directory: its best prompt); more can be registered at run time with POST /p
 Endpoints (JSON): POST /score, POST /generate, POST /prompts, GET /prompts, GET /health; see
 `prompt_tuning/serving/app.py`. Requests that arrive within --max_wait_ms of each other run as
 one batch, whatever their prompts. It listens on 127.0.0.1 unless --host says otherwise.
-Everything is checked, the model and every prompt read, before it starts listening; Ctrl-C or
-SIGTERM stops it cleanly.
+
+Everything is checked, the model and every prompt read, before it listens. Once it accepts
+connections it prints `serving ... on http://HOST:PORT`, then compiles every batch shape its
+limits allow (`--warmup`, the default; GET /health answers 503 meanwhile) and prints `ready: ...`
+(with --nowarmup, at once: each shape then compiles on its first batch). Ctrl-C or SIGTERM
+stops it cleanly (exit 0).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import sys
+from typing import Any, Sequence
 
 from absl import flags
 
@@ -33,9 +40,30 @@ def define_flags(values: flags.FlagValues) -> None:
     flags.DEFINE_string("host", "127.0.0.1", "address to listen on.", flag_values=values)
     flags.DEFINE_integer("port", 8000, "port to listen on (0: any free port).",
                          flag_values=values)
-    flags.DEFINE_integer("max_batch", 32, "the most requests in one batch.", flag_values=values)
     flags.DEFINE_float("max_wait_ms", 5.0, "how long a request waits for others to batch with.",
                        flag_values=values)
+    flags.DEFINE_integer("max_request_bytes", 4 * 2**20, "the largest request body accepted "
+                         "(larger: 413, before the body is read).", flag_values=values)
+    flags.DEFINE_boolean("warmup", True, "compile every batch shape before answering "
+                         "requests (--nowarmup: each compiles on its first batch).",
+                         flag_values=values)
+    from prompt_tuning.serving.programs import Limits  # pylint: disable=import-outside-toplevel
+    help_texts = {"max_batch": "requests in one batch.",
+                  "max_prompts": "prompts the server holds.",
+                  "max_prompt_length": "positions of one prompt (longer: refused when "
+                                       "registered).",
+                  "max_input_length": "input tokens of one request (EOS included), besides "
+                                      "its prompt.",
+                  "max_target_length": "target tokens of one /score request (EOS included).",
+                  "max_decode_length": "tokens one /generate request may ask for (its "
+                                       "default)."}
+    for name, default in _limit_defaults(Limits).items():
+        flags.DEFINE_integer(name, default, f"the most {help_texts[name]}", flag_values=values)
+
+
+def _limit_defaults(limits_class: Any) -> dict[str, int]:
+    import dataclasses  # pylint: disable=import-outside-toplevel
+    return {f.name: f.default for f in dataclasses.fields(limits_class)}
 
 
 def parse_prompts(specs: Sequence[str]) -> dict[str, str]:
@@ -51,50 +79,60 @@ def parse_prompts(specs: Sequence[str]) -> dict[str, str]:
     return named
 
 
+def listening_socket(host: str, port: int) -> Any:
+    """A socket bound to (host, port), SO_REUSEADDR (so a restart right after a stop binds
+    while the old connections are in TIME_WAIT; a port in use still fails here, at once)."""
+    import socket  # pylint: disable=import-outside-toplevel
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise errors.UsageError(f"cannot listen on {host}:{port}: {e.strerror}; pick another "
+                                "--port (0: any free one).") from e
+    return sock
+
+
 def main(argv: Sequence[str]) -> None:
+    # A stop during start-up is a clean exit too (uvicorn installs its own handlers later).
+    import signal  # pylint: disable=import-outside-toplevel
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, lambda *_: sys.exit(0))
     values = cli.parse_flags(argv, define_flags, __doc__)
+    from prompt_tuning.serving.programs import Limits  # pylint: disable=import-outside-toplevel
     if not values.checkpoint:
         raise errors.UsageError("--checkpoint is required.")
     if not 0 <= values.port <= 65535:
         raise errors.UsageError(f"--port must be 0..65535, got {values.port}.")
-    if values.max_batch < 1 or values.max_wait_ms < 0:
-        raise errors.UsageError("--max_batch must be >= 1 and --max_wait_ms >= 0.")
+    if values.max_wait_ms < 0 or values.max_request_bytes < 1:
+        raise errors.UsageError("--max_wait_ms must be >= 0 and --max_request_bytes >= 1.")
+    limits = Limits(**{name: values[name].value for name in _limit_defaults(Limits)})
     prompts = parse_prompts(values.prompt)
+    sock = listening_socket(values.host, values.port)  # a taken port: one line, before loading
+    try:
+        _serve(values, limits, prompts, sock)
+    finally:
+        sock.close()
+
+
+def _serve(values: Any, limits: Any, prompts: dict[str, str], sock: Any) -> None:
     # pylint: disable=import-outside-toplevel
-    import signal
-    import socket
-    import sys
-
-    import uvicorn
-
     from prompt_tuning.serving import MultiPromptModel
     from prompt_tuning.serving.app import create_app
+    from prompt_tuning.serving.server import Server
 
-    with socket.socket() as probe:  # a taken port is one line now, not after the model loads
-        try:
-            probe.bind((values.host, values.port))
-        except OSError as e:
-            raise errors.UsageError(f"cannot listen on {values.host}:{values.port}: "
-                                    f"{e.strerror}.") from e
     engine = MultiPromptModel.load(paths.resolve(values.checkpoint),
-                                   paths.resolve(values.vocab), max_batch=values.max_batch)
+                                   paths.resolve(values.vocab), limits=limits)
     for name, path in prompts.items():
         engine.register(name, path)
-    app = create_app(engine, values.max_batch, values.max_wait_ms / 1000.0)
-    config = uvicorn.Config(app, host=values.host, port=values.port, log_level="warning",
-                            access_log=False)
-    server = uvicorn.Server(config)
-    # uvicorn stops gracefully on SIGINT/SIGTERM, then re-raises the signal under the handlers
-    # it found: these make that re-raise a clean exit (0), as stopping a server is no error.
-    for stop in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(stop, lambda *_: sys.exit(0))
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((values.host, values.port))
-        host, port = sock.getsockname()[:2]
-        print(f"serving {len(prompts)} prompt(s) {sorted(prompts)} on http://{host}:{port}",
-              flush=True)
-        server.run(sockets=[sock])
+    app = create_app(engine, values.max_wait_ms / 1000.0, values.max_request_bytes,
+                     warmup=values.warmup)
+    server = Server(app, sock, f"serving {len(prompts)} prompt(s) {sorted(prompts)}")
+    server.run(sockets=[sock])
+    if app.state.serving.failed:
+        raise errors.UserError(app.state.serving.failed)
 
 
 if __name__ == "__main__":

@@ -2,5 +2,6 @@
 batcher that mixes prompts in one batch, and the HTTP app (`python -m prompt_tuning.serve`)."""
 
 from prompt_tuning.serving.engine import MultiPromptModel
+from prompt_tuning.serving.programs import Limits
 
-__all__ = ["MultiPromptModel"]
+__all__ = ["Limits", "MultiPromptModel"]

@@ -1,11 +1,11 @@
 """Dynamic batching: requests that arrive close together run as one batch, whatever their prompts.
 
 The event loop never blocks: `submit` queues a request and awaits its future; one collector task
-takes the first waiting request, gathers more for up to `max_wait_s` (or until `max_batch`),
-groups them by kind (a score batch, a generate batch per decode-length bucket), and runs each
-group on one worker thread (one device: batches run one after another, while the loop keeps
-accepting requests). A batch that fails fails only its own requests; requests are validated
-before they are queued, so one bad request never reaches a batch.
+takes the first waiting request, gathers more for up to `max_wait_s` (or until one kind has
+`max_batch`), groups them by kind (a score batch, a generate batch per decode-length rung), and
+runs each group on one worker thread (one device: batches run one after another, while the loop
+keeps accepting requests). A batch that fails fails only its own requests; requests are
+validated before they are queued, so one bad request never reaches a batch.
 """
 
 from __future__ import annotations
@@ -64,20 +64,20 @@ class DynamicBatcher:
 
     async def _collect_forever(self) -> None:
         while True:
-            pending = [await self._queue.get()]
+            first = await self._queue.get()
+            groups: dict[Hashable, list] = {first[0]: [first]}
             deadline = time.monotonic() + self.max_wait_s
-            while len(pending) < self.max_batch:
+            # Until one kind has a full batch or the first request waited long enough; kinds
+            # batch separately, so a full batch of one kind is not cut short by another's.
+            while max(len(g) for g in groups.values()) < self.max_batch:
                 left = deadline - time.monotonic()
-                if left <= 0:
+                if left <= 0 and self._queue.empty():
                     break
                 try:
-                    pending.append(await asyncio.wait_for(self._queue.get(), left))
+                    entry = (self._queue.get_nowait() if left <= 0
+                             else await asyncio.wait_for(self._queue.get(), left))
                 except asyncio.TimeoutError:
                     break
-            while not self._queue.empty() and len(pending) < self.max_batch:
-                pending.append(self._queue.get_nowait())
-            groups: dict[Hashable, list] = {}
-            for entry in pending:
                 groups.setdefault(entry[0], []).append(entry)
             for key, entries in groups.items():
                 await self._run(key, entries)

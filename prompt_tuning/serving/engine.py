@@ -10,10 +10,11 @@
     # -> [{"output": "travel", "tokens": [...]}]
 
 Inputs and targets are text (tokenized with the model's vocabulary, EOS appended) or lists of
-token ids (taken as given), as `score`'s input lines. Every batch is padded to a few fixed shapes
-(batch, input and target lengths and the prompt table rounded up to powers of two), so a
-program compiled once serves any mix of prompts; registering a prompt rebuilds the table
-(a new program is compiled on first use).
+token ids (taken as given), as `score`'s input lines, within `Limits` (`programs.py`). Every
+batch is padded to one of a few fixed shapes, so the programs compiled for them serve any mix of
+prompts; `warm_up` compiles them all ahead. Registering a prompt swaps in a new table (and, when
+it is longer than the table, a new set of programs, compiled before the swap if asked): batches
+that run meanwhile see the old table or the new one, never half of one.
 """
 
 from __future__ import annotations
@@ -21,27 +22,39 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
 from prompt_tuning import errors, filesystem, paths, runtime
-from prompt_tuning.prompts.bank import PromptBank
+from prompt_tuning.prompts.bank import PromptBank, unknown_prompt_message
 from prompt_tuning.scoring import batches
-from prompt_tuning.scoring.examples import Example
+from prompt_tuning.scoring.examples import Example, token_ids
+from prompt_tuning.serving.programs import Limits, ProgramSet
+from prompt_tuning.serving.table import table_params
 
 TokensOrText = Union[str, Sequence[int]]
+ScoreRow = tuple[str, list[int], list[int]]     # (prompt, input ids, target ids), checked
+GenerateRow = tuple[str, list[int], int]        # (prompt, input ids, max_decode_length)
+
+
+class UnknownPromptError(errors.UsageError):
+    """A request names a prompt that is not registered."""
+
+
+class PromptExistsError(errors.UsageError):
+    """A registration names a registered prompt without asking to replace it."""
 
 
 @dataclasses.dataclass(frozen=True)
-class _Programs:
-    """The bank as one model and its parameters, with their compiled programs (replaced as a
-    whole when a prompt is registered, so a running batch keeps a consistent view)."""
+class _Served:
+    """What batches read, replaced as a whole by a registration: the prompts, their rows in the
+    table, the table on device with the frozen parameters, and the programs of its length."""
 
+    bank: PromptBank
     ids: dict[str, int]
     params: Any
-    score: Any
-    generate: Any
+    programs: Optional[ProgramSet]
 
 
 class MultiPromptModel:
@@ -49,19 +62,14 @@ class MultiPromptModel:
 
     Args:
       frozen: the frozen model (`runtime.load_frozen_model`).
-      max_batch: the most examples per forward pass; longer request lists are split.
-      max_input_length: the most encoder positions, prompt included (T5 was pre-trained on 512;
-        relative positions past 128 share one bucket).
+      limits: the most a request, a batch and the prompt table hold (`Limits`).
     """
 
-    def __init__(self, frozen: runtime.FrozenModel, max_batch: int = 32,
-                 max_input_length: int = 2048):
+    def __init__(self, frozen: runtime.FrozenModel, limits: Limits = Limits()):
         self.frozen = frozen
-        self.max_batch = max_batch
-        self.max_input_length = max_input_length
-        self.bank = PromptBank(frozen.config.emb_dim)
-        self._lock = threading.Lock()
-        self._programs: Optional[_Programs] = None
+        self.limits = limits
+        self._served = _Served(PromptBank(frozen.config.emb_dim), {}, None, None)
+        self._registering = threading.Lock()  # one registration at a time
 
     @classmethod
     def load(cls, checkpoint: str, vocabulary_path: Optional[str] = None, dtype: str = "float32",
@@ -71,118 +79,173 @@ class MultiPromptModel:
         return cls(runtime.load_frozen_model(config), **kwargs)
 
     # ------------------------------------------------------------------ prompts
-    def register(self, name: str, source: Union[str, os.PathLike, np.ndarray]) -> tuple[int, int]:
-        """Adds prompt `name` from a file (`.npy`, PEFT adapter dir, our export), a training run
-        directory (its best prompt) or an array `[P, d]`; returns its shape. Replaces a prompt
-        of the same name."""
-        value, where = _read(source)
-        with self._lock:
-            self.bank.add(name, value, where)
-            self._programs = None
-        return tuple(value.shape)
+    @property
+    def bank(self) -> PromptBank:
+        return self._served.bank
 
     @property
     def prompts(self) -> dict[str, list[int]]:
         """{name: [P, d]} of the registered prompts."""
-        return {name: list(self.bank.get(name).shape) for name in self.bank.names}
+        bank = self._served.bank
+        return {name: list(bank.get(name).shape) for name in bank.names}
 
-    def _current(self) -> _Programs:
-        with self._lock:
-            if self._programs is None:
-                self._programs = self._build()
-            return self._programs
+    @property
+    def num_compiled(self) -> int:
+        """Programs compiled for the current table (0 before the first batch or warm-up)."""
+        programs = self._served.programs
+        return programs.num_compiled if programs is not None else 0
 
-    def _build(self) -> _Programs:
-        import jax  # pylint: disable=import-outside-toplevel
+    def register(self, name: str, source: Union[str, os.PathLike, np.ndarray],
+                 replace: bool = False, compile_first: bool = False,
+                 stop: Optional[threading.Event] = None) -> tuple[int, int]:
+        """Adds prompt `name` from a file (`.npy`, PEFT adapter dir, our export), a training run
+        directory (its best prompt) or an array `[P, d]`; returns its shape.
 
-        from prompt_tuning import decoding  # pylint: disable=import-outside-toplevel
+        A registered name is replaced only if `replace` (else `PromptExistsError`). With
+        `compile_first`, a prompt longer than the table gets its new programs compiled before it
+        is served (the others keep being served meanwhile). Nothing changes unless it succeeds.
+        """
+        check_text(name, "name")
+        with self._registering:
+            current = self._served.bank
+            if name in current and not replace:
+                raise PromptExistsError(f"A prompt named {name!r} is registered; send "
+                                        '"replace": true to replace it.')
+            if name not in current and len(current) >= self.limits.max_prompts:
+                raise errors.UsageError(f"{len(current)} prompts are registered, the most this "
+                                        f"server holds (--max_prompts={self.limits.max_prompts}).")
+            value, where = _read(source)
+            if value.ndim == 2 and value.shape[0] > self.limits.max_prompt_length:
+                raise errors.UsageError(
+                    f"{where}: a prompt of {value.shape[0]} positions is longer than this server "
+                    f"accepts (--max_prompt_length={self.limits.max_prompt_length}).")
+            bank = PromptBank(current.width)
+            for other in current.names:
+                bank.add(other, current.get(other))
+            bank.add(name, value, where)  # checks the name, the shape and finiteness
+            served = self._serve(bank)
+            if compile_first:
+                served.programs.compile_all(served.params, stop)
+            self._served = served  # one assignment: a batch sees the old table or the new one
+        return tuple(value.shape)
 
-        names = self.bank.names
-        longest = max(self.bank.get(n).shape[0] for n in names)
-        model, params = runtime.with_prompts(self.frozen, self.bank,
-                                             capacity=batches.bucket(len(names), 4),
-                                             length=batches.bucket(longest))
-        greedy = decoding.DecodingConfig("greedy")
-        generate = jax.jit(
-            lambda p, tokens, ids, length: decoding.generate(
-                model, p, tokens, greedy, length, self.frozen.vocabulary.eos_id, ids),
-            static_argnums=3)
-        return _Programs({n: i for i, n in enumerate(names)}, params,
-                         jax.jit(runtime.make_score_step(model)), generate)
+    def warm_up(self, stop: Optional[threading.Event] = None,
+                progress: Optional[Callable[[int, int], None]] = None) -> int:
+        """Compiles every batch shape of the registered prompts' table; returns how many."""
+        served = self._served
+        if served.programs is None:
+            return 0
+        served.programs.compile_all(served.params, stop, progress)
+        return served.programs.num_compiled
+
+    def _serve(self, bank: PromptBank) -> _Served:
+        longest = max(bank.get(n).shape[0] for n in bank.names)
+        length = self.limits.table_length(longest)
+        programs = self._served.programs
+        if programs is None or programs.table_length != length:
+            programs = ProgramSet(self.frozen, self.limits, length)
+        return _Served(bank, {n: i for i, n in enumerate(bank.names)},
+                       table_params(self.frozen.params, bank, self.limits.max_prompts, length),
+                       programs)
 
     # ------------------------------------------------------------------ requests
-    def tokens(self, value: TokensOrText, field: str) -> list[int]:
-        """Token ids of text (EOS appended) or of a list of ids (as given), checked."""
-        from prompt_tuning.scoring.examples import token_ids  # pylint: disable=import-outside-toplevel
-
+    def tokens(self, value: Any, field: str, limit: int) -> list[int]:
+        """Token ids of text (EOS appended) or of a list of ids (as given): at least one token
+        besides EOS, at most `limit`, each with a row in the embedding table."""
+        if isinstance(value, str):
+            check_text(value, field)
         ids = token_ids(value, lambda: self.frozen.vocabulary, field)
+        if isinstance(value, str) and len(ids) < 2:
+            raise errors.UsageError(f"{field} must be non-empty text or a non-empty list of "
+                                    "token ids.")
+        if len(ids) > limit:
+            raise errors.UsageError(f"{field} has {len(ids)} tokens; this server accepts at most "
+                                    f"{limit}.")
         too_big = max(ids)
         if too_big >= self.frozen.config.vocab_size:
             raise errors.UsageError(f"{field} token id {too_big} is out of range for the model's "
                                     f"{self.frozen.config.vocab_size} embedding rows.")
         return ids
 
-    def check(self, prompt: str, inputs: list[int]) -> None:
-        """The prompt is registered and it plus the inputs fit the model (else a UsageError)."""
-        length = self.bank.get(prompt).shape[0]  # an unknown name: the bank's one-line error
-        if length + len(inputs) > self.max_input_length:
-            raise errors.UsageError(f"inputs of {len(inputs)} tokens do not fit with prompt "
-                                    f"{prompt!r} ({length} positions): the model accepts "
-                                    f"{self.max_input_length}.")
+    def check_prompt(self, prompt: Any) -> str:
+        """`prompt` names a registered prompt (else `UnknownPromptError`)."""
+        check_text(prompt, "prompt")
+        if prompt not in self._served.bank:
+            raise UnknownPromptError(unknown_prompt_message(prompt, self._served.bank.names))
+        return prompt
+
+    def score_row(self, prompt: Any, inputs: Any, targets: Any, where: str = "") -> ScoreRow:
+        """A checked score row (a UserError names what is wrong)."""
+        return (self.check_prompt(prompt),
+                self.tokens(inputs, f"{where}inputs", self.limits.max_input_length),
+                self.tokens(targets, f"{where}targets", self.limits.max_target_length))
+
+    def generate_row(self, prompt: Any, inputs: Any, max_decode_length: Any,
+                     where: str = "") -> GenerateRow:
+        """A checked generate row (a UserError names what is wrong)."""
+        if (not isinstance(max_decode_length, int) or isinstance(max_decode_length, bool)
+                or not 1 <= max_decode_length <= self.limits.max_decode_length):
+            raise errors.UsageError(f"max_decode_length must be an integer from 1 to "
+                                    f"{self.limits.max_decode_length}, got "
+                                    f"{max_decode_length!r}.")
+        return (self.check_prompt(prompt),
+                self.tokens(inputs, f"{where}inputs", self.limits.max_input_length),
+                max_decode_length)
 
     def score(self, requests: Sequence[tuple[str, TokensOrText, TokensOrText]]
               ) -> list[dict[str, Any]]:
         """[(prompt, inputs, targets)] -> [{"log_likelihood", "token_log_probs"}], in order."""
-        rows = []
-        for i, (prompt, inputs, targets) in enumerate(requests):
-            inputs = self.tokens(inputs, f"request {i}: inputs")
-            self.check(prompt, inputs)
-            rows.append((prompt, inputs, self.tokens(targets, f"request {i}: targets")))
-        return self.score_tokens(rows)
-
-    def score_tokens(self, rows: Sequence[tuple[str, list[int], list[int]]]) -> list[dict]:
-        """`score` of checked rows (prompt, input ids, target ids), `max_batch` at a time."""
-        out: list[dict[str, Any]] = []
-        for start in range(0, len(rows), self.max_batch):
-            out += self._score_batch(rows[start:start + self.max_batch])
-        return out
-
-    def _score_batch(self, rows: Sequence[tuple[str, list[int], list[int]]]) -> list[dict]:
-        programs = self._current()
-        size = batches.bucket(len(rows), 1)
-        batch = {**batches.make_batch([Example(r[1], r[2]) for r in rows], size),
-                 "prompt_ids": _prompt_ids(programs, [r[0] for r in rows], size)}
-        result = _to_host(programs.score(programs.params, batch))
-        return [{"log_likelihood": float(result["log_likelihood"][i]),
-                 "token_log_probs": [float(x) for x in result["token_log_probs"][i][:len(r[2])]]}
-                for i, r in enumerate(rows)]
+        return self.score_tokens([self.score_row(*r, where=f"request {i}: ")
+                                  for i, r in enumerate(requests)])
 
     def generate(self, requests: Sequence[tuple[str, TokensOrText]], max_decode_length: int = 32
                  ) -> list[dict[str, Any]]:
         """[(prompt, inputs)] -> [{"output": text, "tokens": ids before EOS}], greedy, in order."""
-        check_decode_length(max_decode_length)
-        rows = []
-        for i, (prompt, inputs) in enumerate(requests):
-            inputs = self.tokens(inputs, f"request {i}: inputs")
-            self.check(prompt, inputs)
-            rows.append((prompt, inputs, max_decode_length))
-        return self.generate_tokens(rows)
+        return self.generate_tokens([self.generate_row(p, x, max_decode_length, f"request {i}: ")
+                                     for i, (p, x) in enumerate(requests)])
 
-    def generate_tokens(self, rows: Sequence[tuple[str, list[int], int]]) -> list[dict]:
-        """`generate` of checked rows (prompt, input ids, max_decode_length), `max_batch` at a
-        time; one program decodes the longest `max_decode_length` of each batch (bucketed)."""
-        out: list[dict[str, Any]] = []
-        for start in range(0, len(rows), self.max_batch):
-            out += self._generate_batch(rows[start:start + self.max_batch])
+    def score_tokens(self, rows: Sequence[ScoreRow]) -> list[dict]:
+        """`score` of checked rows, in batches of the compiled sizes (`_batches`)."""
+        return [r for batch in self._batches(rows) for r in self._score_batch(batch)]
+
+    def generate_tokens(self, rows: Sequence[GenerateRow]) -> list[dict]:
+        """`generate` of checked rows, in batches of the compiled sizes; one program decodes
+        each batch up to the rung of its longest `max_decode_length`."""
+        return [r for batch in self._batches(rows) for r in self._generate_batch(batch)]
+
+    def _batches(self, rows: Sequence[Any]) -> list[Sequence[Any]]:
+        """Consecutive slices of `rows`, sized so that little padding is computed (5 rows run
+        as 4 + 1 rather than padded to 16: `batches.split`)."""
+        out, start = [], 0
+        for size in batches.split(len(rows), self.limits.batch_sizes):
+            if start < len(rows):
+                out.append(rows[start:start + size])
+            start += size
         return out
 
-    def _generate_batch(self, rows: Sequence[tuple[str, list[int], int]]) -> list[dict]:
-        programs = self._current()
-        size = batches.bucket(len(rows), 1)
-        tokens = _to_host(programs.generate(
-            programs.params, batches.padded([r[1] for r in rows], size),
-            _prompt_ids(programs, [r[0] for r in rows], size),
-            batches.bucket(max(r[2] for r in rows))))
+    def _score_batch(self, rows: Sequence[ScoreRow]) -> list[dict]:
+        served, limits = self._served, self.limits
+        size = batches.rung(len(rows), limits.batch_sizes)
+        length = batches.rung(max(len(r[1]) for r in rows), limits.input_lengths)
+        targets = batches.rung(max(len(r[2]) for r in rows), limits.target_lengths)
+        batch = {**batches.make_batch([Example(r[1], r[2]) for r in rows], size, length,
+                                      targets),
+                 "prompt_ids": _prompt_ids(served, [r[0] for r in rows], size)}
+        result = _to_host(served.programs.run(("score", size, length, targets), served.params,
+                                              batch))
+        return [{"log_likelihood": float(result["log_likelihood"][i]),
+                 "token_log_probs": [float(x) for x in result["token_log_probs"][i][:len(r[2])]]}
+                for i, r in enumerate(rows)]
+
+    def _generate_batch(self, rows: Sequence[GenerateRow]) -> list[dict]:
+        served, limits = self._served, self.limits
+        size = batches.rung(len(rows), limits.batch_sizes)
+        length = batches.rung(max(len(r[1]) for r in rows), limits.input_lengths)
+        decode = batches.rung(max(r[2] for r in rows), limits.decode_lengths)
+        tokens = _to_host(served.programs.run(
+            ("generate", size, length, decode), served.params,
+            batches.padded([r[1] for r in rows], size, length),
+            _prompt_ids(served, [r[0] for r in rows], size)))
         vocabulary = self.frozen.vocabulary
         out = []
         for i, row in enumerate(rows):
@@ -194,14 +257,16 @@ class MultiPromptModel:
         return out
 
 
-MAX_DECODE_LENGTH = 1024
-
-
-def check_decode_length(value: Any) -> int:
-    """A positive integer up to MAX_DECODE_LENGTH (else a UsageError)."""
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_DECODE_LENGTH:
-        raise errors.UsageError(f"max_decode_length must be an integer from 1 to "
-                                f"{MAX_DECODE_LENGTH}, got {value!r}.")
+def check_text(value: Any, field: str) -> str:
+    """`value` is text that UTF-8 can encode (JSON's "\\ud800" escapes give lone surrogates,
+    which no tokenizer or response can take); else a UsageError."""
+    if not isinstance(value, str):
+        raise errors.UsageError(f"{field} must be text, got {type(value).__name__}.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise errors.UsageError(f"{field} is not valid Unicode: a lone surrogate "
+                                f"{value[e.start]!a} at character {e.start}.") from None
     return value
 
 
@@ -221,9 +286,9 @@ def _read(source: Union[str, os.PathLike, np.ndarray]) -> tuple[np.ndarray, str]
     return files.read_prompt(path), path
 
 
-def _prompt_ids(programs: _Programs, names: Sequence[str], num_rows: int) -> np.ndarray:
+def _prompt_ids(served: _Served, names: Sequence[str], num_rows: int) -> np.ndarray:
     ids = np.zeros(num_rows, np.int32)  # padding rows use prompt 0; their outputs are dropped
-    ids[:len(names)] = [programs.ids[n] for n in names]
+    ids[:len(names)] = [served.ids[n] for n in names]
     return ids
 
 
