@@ -89,6 +89,31 @@ def write_text_atomically(path: str, text: Data, tmp: Optional[str] = None) -> s
     return path
 
 
+def leftovers(path: str, old: bool = True) -> list[str]:
+    """What writes to `path` that were killed midway left next to it: temporary files
+    (`.<name>.tmp-*`), temporary directories (`<name>.tmp-*`) and, with `old`, a replaced
+    directory not yet removed (`<name>.old-*`)."""
+    directory, name = os.path.split(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        return []
+    prefixes = (f".{name}.tmp-", f"{name}.tmp-") + ((f"{name}.old-",) if old else ())
+    return sorted(os.path.join(directory, entry) for entry in os.listdir(directory)
+                  if entry.startswith(prefixes))
+
+
+def remove_leftovers(path: str, old: bool = True) -> None:
+    """Removes `leftovers(path, old)`. For a writer of `path` that owns it: a concurrent write
+    to the same path would lose its temporary."""
+    for leftover in leftovers(path, old):
+        if os.path.isdir(leftover) and not os.path.islink(leftover):
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            try:
+                os.unlink(leftover)
+            except FileNotFoundError:
+                pass
+
+
 def make_public(directory: str) -> None:
     """Gives every file below `directory` mode 0644 (some writers create 0600 files)."""
     for root, _, files in os.walk(directory):

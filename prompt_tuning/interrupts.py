@@ -10,8 +10,7 @@ went on. Hence a handler of our own, installed by a command before its heavy imp
   prints `error: interrupted` and leaves at once with status 130.
 * Afterwards it raises KeyboardInterrupt, so `finally` blocks close what they hold and
   `cli.runner` prints the one line and returns 130. Raised inside a garbage collector's
-  callback it would be dropped, so there it is re-delivered and raised at the next point
-  outside the callback.
+  callback it would be dropped, so there it is delivered again a moment later.
 * Inside `deferred()` (a checkpoint being committed) it is held until the block ends, so a
   write is whole or not started: a run interrupted there resumes from it.
 
@@ -20,15 +19,18 @@ Only commands install it (`install`); importing the package changes no signal ha
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import gc
 import os
 import signal
+import threading
 from types import FrameType
 from typing import Iterator, Optional
 
 EXIT_CODE = 130
 LINE = "error: interrupted"
+RETRY_S = 0.02
 
 _installed = False
 _started = False
@@ -73,9 +75,12 @@ def _handle(signum: int, frame: Optional[FrameType]) -> None:
         _pending = True
         return
     if _in_gc_callback(frame):
-        # Delivered again, and handled at the next bytecode boundary: outside the callback
-        # once it returns.
-        signal.raise_signal(signum)
+        # Delivered again a moment later, from another thread, when the callback has returned
+        # (raise_signal or interrupt_main from here would run this handler again at once,
+        # still inside the callback).
+        timer = threading.Timer(RETRY_S, _thread.interrupt_main, (signum,))
+        timer.daemon = True
+        timer.start()
         return
     raise KeyboardInterrupt
 

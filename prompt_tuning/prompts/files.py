@@ -313,10 +313,16 @@ def write_npy(prompt: Any, path: str, metadata: Mapping[str, Any]) -> str:
         raise PromptFileError(f"{path} is a directory; give a .npy file path.")
     value = _validated(prompt)
     text = _metadata_json(value, metadata, REQUIRED_METADATA)
+    # What an export killed midway left here goes: temporaries first (they may hold the space
+    # this write needs), a replaced directory once the new files are in place.
+    for written in (path, metadata_path(path)):
+        atomic_write.remove_leftovers(written, old=False)
     try:
         atomic_write.write_files_atomically({path: _npy_bytes(value), metadata_path(path): text})
     except OSError as e:
         raise _write_failed(path, e) from e
+    for written in (path, metadata_path(path)):
+        atomic_write.remove_leftovers(written)
     return path
 
 
@@ -392,6 +398,7 @@ def write_peft(prompt: Any, directory: str, base_model_name_or_path: Optional[st
     text = None if metadata is None else _metadata_json(value, metadata, ())
     atomic_write.check_destination(directory, overwrite, "the adapter directory",
                                    PromptFileError)
+    atomic_write.remove_leftovers(directory, old=False)  # see write_npy
     try:
         with atomic_write.atomic_directory(directory) as tmp:
             save_file({PEFT_KEY: value}, os.path.join(tmp, PEFT_WEIGHTS),
@@ -404,4 +411,5 @@ def write_peft(prompt: Any, directory: str, base_model_name_or_path: Optional[st
                     f.write(text)
     except (OSError, SafetensorError) as e:
         raise _write_failed(directory, e) from e
+    atomic_write.remove_leftovers(directory)
     return directory

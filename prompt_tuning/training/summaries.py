@@ -4,7 +4,9 @@ A run killed after logging steps past its last checkpoint logs those steps again
 resumes. So that every reader (TensorBoard's Python and Rust loaders alike) shows each step once,
 a resumed writer first removes, from the event files already there, the events of the steps it
 will redo: each affected file is rewritten without them into a temporary file that replaces it
-(a kill in between leaves the old file or the new one, never half of one).
+(a kill in between leaves the old file or the new one, never half of one). A temporary file a
+killed rewrite left is removed by the next writer (only the run's one writer rewrites), and is
+never taken for an event file.
 """
 
 from __future__ import annotations
@@ -14,19 +16,40 @@ import os
 from typing import Mapping, Optional
 
 
+TMP_SUFFIX = ".tmp"  # an event file being rewritten: `<event file>.tmp`
+
+
+def event_files(logdir: str) -> list[str]:
+    """The event files in `logdir`, without the temporaries of a rewrite."""
+    return sorted(path for path in glob.glob(os.path.join(logdir, "*tfevents*"))
+                  if not path.endswith(TMP_SUFFIX))
+
+
+def remove_rewrite_leftovers(logdir: str) -> list[str]:
+    """Removes what a rewrite killed midway left (`<event file>.tmp`); returns their paths."""
+    found = sorted(glob.glob(os.path.join(logdir, f"*tfevents*{TMP_SUFFIX}")))
+    for path in found:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+    return found
+
+
 def drop_steps_from(logdir: str, step: int) -> int:
     """Removes the events of steps >= `step` from the event files in `logdir`; returns how many."""
     from prompt_tuning.data.tensorflow_quiet import tf  # pylint: disable=import-outside-toplevel
     from tensorflow.core.util import event_pb2  # pylint: disable=import-outside-toplevel
 
+    remove_rewrite_leftovers(logdir)
     dropped = 0
-    for path in sorted(glob.glob(os.path.join(logdir, "*tfevents*"))):
+    for path in event_files(logdir):
         records = [bytes(r.numpy()) for r in tf.data.TFRecordDataset(path)]
         events = [event_pb2.Event.FromString(r) for r in records]
         kept = [r for r, e in zip(records, events) if e.step < step or e.HasField("file_version")]
         if len(kept) == len(records):
             continue
-        tmp = f"{path}.tmp"
+        tmp = path + TMP_SUFFIX
         with tf.io.TFRecordWriter(tmp) as writer:
             for record in kept:
                 writer.write(record)

@@ -207,6 +207,22 @@ def test_a_full_disk_is_one_line_naming_the_path(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_an_export_removes_what_a_killed_export_left(tmp_path):
+    """A kill during an export leaves atomic_write's temporaries (and, for a directory replaced
+    over a previous export, the old one); the next export to the same place removes them."""
+    (tmp_path / ".rte.npy.tmp-k1lled01").write_bytes(b"\x93NUMPY half written")
+    (tmp_path / ".rte.json.tmp-k1lled02").write_text('{"model": ')
+    for leftover in ("peft.tmp-k1lled03", "peft.old-k1lled04"):
+        (tmp_path / leftover).mkdir()
+        (tmp_path / leftover / files.PEFT_WEIGHTS).write_bytes(b"half")
+    (tmp_path / "rte2.npy.tmp-notours").write_text("another file's name: kept")
+    prompt = _prompt(seed=6)
+    files.write_npy(prompt, str(tmp_path / "rte.npy"), METADATA)
+    files.write_peft(prompt, str(tmp_path / "peft"), metadata=METADATA)
+    assert sorted(os.listdir(tmp_path)) == ["peft", "rte.json", "rte.npy", "rte2.npy.tmp-notours"]
+    np.testing.assert_array_equal(files.read_prompt(str(tmp_path / "peft")), prompt)
+
+
 def _save_safetensors(path, tensors, metadata=None):
     from safetensors.numpy import save_file
     save_file(tensors, str(path), metadata=metadata)
