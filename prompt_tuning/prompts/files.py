@@ -373,8 +373,9 @@ def write_peft(prompt: Any, directory: str, base_model_name_or_path: Optional[st
     """Writes `prompt` as a PEFT prompt-tuning adapter directory.
 
     The directory holds `adapter_model.safetensors` (`prompt_embeddings` [P, d] float32,
-    metadata {"format": "pt", "prompt_embeddings.sha256": its checksum}), `adapter_config.json` (see `peft_adapter_config`) and, when
-    `metadata` is given, our `prompt.json` (PEFT ignores it).
+    metadata {"format": "pt", "prompt_embeddings.sha256": its checksum}), `adapter_config.json`
+    (see `peft_adapter_config`) and, when `metadata` is given, our `prompt.json` (PEFT ignores
+    it).
 
     Args:
       prompt: [P, d] floating array.

@@ -189,8 +189,8 @@ def read(manager: ocp.CheckpointManager, step: int, wanted: Mapping[str, Any],
             shown = ", ".join(differ[:3]) + (f" and {len(differ) - 3} more" if len(differ) > 3
                                              else "")
             raise CorruptCheckpointError(
-                f"checkpoint {where} is damaged: {len(differ)} of its arrays ({name}: {shown}) "
-                f"differ from the checksums recorded when it was written; {advice()}")
+                f"checkpoint {where} is damaged: {len(differ)} array(s) of its {name} ({shown}) "
+                f"do not match the checksums recorded when they were written; {advice()}")
     return restored
 
 

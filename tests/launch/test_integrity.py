@@ -85,7 +85,7 @@ def test_flipped_bytes_in_a_checkpoint_are_one_error_line(run, tmp_path):
     model_dir = _copy_run(run, tmp_path)
     step_dir = os.path.join(model_dir, "checkpoints", str(TRAIN_STEPS))
     flip_array_bytes(os.path.join(step_dir, "state"))
-    fragments = (f"checkpoint {step_dir} is damaged", "differ from the checksums",
+    fragments = (f"checkpoint {step_dir} is damaged", "do not match the checksums recorded",
                  "delete that step directory")
     args = tiny_run.train_flags(model_dir, train_steps=TRAIN_STEPS + 5)
     fails_untouched(TRAIN, args, model_dir, *fragments)
