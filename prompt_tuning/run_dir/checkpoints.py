@@ -41,7 +41,6 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from prompt_tuning import errors, notes
-from prompt_tuning.errors import CorruptCheckpointError
 from prompt_tuning.run_dir import integrity, step_io
 from prompt_tuning.run_dir.step_io import TRASH_DIR, StepRemoved
 
@@ -268,7 +267,7 @@ class RunCheckpoints:
         for number in reversed(self.all_steps()):
             try:
                 found = self._copy_in(number)
-            except (StepRemoved, CorruptCheckpointError, errors.UserError):
+            except (StepRemoved, errors.UserError):  # a corrupt or vanished step too
                 continue
             if found is not None and wanted_step in (None, found[1]["step"]):
                 return found, number
