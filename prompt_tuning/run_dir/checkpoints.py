@@ -83,7 +83,7 @@ class RunCheckpoints:
     def latest_step(self, reload: bool = False) -> Optional[int]:
         """The newest step checkpoint; `reload` re-reads the directory (another writer?)."""
         if reload:
-            self._latest.reload()
+            step_io.reload(self._latest)
         return self._latest.latest_step()
 
     def all_steps(self) -> list[int]:
@@ -208,7 +208,7 @@ class RunCheckpoints:
                     "progress": ocp.args.JsonRestore()}, ("state",), self._step_advice)
                 return dict(restored["state"]), {**restored["progress"], "step": number}
             except StepRemoved:
-                self._latest.reload()
+                step_io.reload(self._latest)
                 if step != "latest":
                     raise errors.UserError(
                         f"step {number} of {self.model_dir} was deleted by the run's writer "
@@ -236,7 +236,7 @@ class RunCheckpoints:
                     "info": ocp.args.JsonRestore()}, ("params",), advice)
                 return dict(restored["params"]), {**restored["info"], "step": best}
             except StepRemoved:  # the writer replaced it with a newer best
-                self._best.reload()
+                step_io.reload(self._best)
         raise self._kept_moving()
 
     def _kept_moving(self) -> errors.UserError:

@@ -14,8 +14,10 @@ committed together by orbax's rename. Here:
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import time
 from typing import Any, Callable, Mapping, Optional
 
 import jax
@@ -58,7 +60,29 @@ def open_manager(directory: str, keep: Optional[int], writer: bool,
     handlers = {name: (ocp.StandardCheckpointHandler() if kind == "arrays"
                        else ocp.JsonCheckpointHandler()) for name, kind in items.items()}
     handlers[INTEGRITY] = ocp.JsonCheckpointHandler()
-    return ocp.CheckpointManager(directory, options=options, item_handlers=handlers)
+    return _listing(directory, lambda: ocp.CheckpointManager(directory, options=options,
+                                                             item_handlers=handlers))
+
+
+def reload(manager: ocp.CheckpointManager) -> None:
+    """Lists the steps again (a live run's writer may have added or deleted some)."""
+    _listing(str(manager.directory), manager.reload)
+
+
+def _listing(directory: str, call: Callable[[], Any], attempts: int = 5) -> Any:
+    """`call()`, which lists the steps of `directory`, again if the run's writer deleted a
+    step between orbax's listing and its reading of that step's metadata."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except OSError as e:
+            if e.errno != errno.ENOENT:
+                raise
+            if attempt == attempts - 1:
+                raise errors.UserError(f"{directory} kept changing while its steps were listed "
+                                       "(its run is writing it); run the command again.") from e
+            time.sleep(0.01)
+    raise AssertionError("unreachable")
 
 
 def remove_leftovers(directory: str) -> None:
