@@ -102,6 +102,30 @@ def write_text_atomically(path: str, text: Data, tmp: Optional[str] = None) -> s
     return path
 
 
+def leftovers(path: str, old: bool = True) -> list[str]:
+    """What writes to `path` that were killed midway left next to it: temporary files
+    (`.<name>.tmp-*`), temporary directories (`<name>.tmp-*`) and, with `old`, a replaced
+    directory not yet removed (`<name>.old-*`)."""
+    if not filesystem.is_remote(path):
+        path = os.path.abspath(path)
+    directory, name = filesystem.dirname(path.rstrip("/")), filesystem.basename(path)
+    if not filesystem.isdir(directory):
+        return []
+    prefixes = (f".{name}.tmp-", f"{name}.tmp-") + ((f"{name}.old-",) if old else ())
+    return sorted(filesystem.join(directory, entry) for entry in filesystem.listdir(directory)
+                  if entry.startswith(prefixes))
+
+
+def remove_leftovers(path: str, old: bool = True) -> None:
+    """Removes `leftovers(path, old)`. For a writer of `path` that owns it: a concurrent write
+    to the same path would lose its temporary."""
+    for leftover in leftovers(path, old):
+        if filesystem.isdir(leftover) and not os.path.islink(leftover):
+            filesystem.rmtree(leftover)
+        else:
+            filesystem.remove(leftover)
+
+
 def make_public(directory: str) -> None:
     """Gives every file below `directory` mode 0644 (some writers create 0600 files)."""
     if filesystem.is_remote(directory):

@@ -93,6 +93,11 @@ def _epath(path: str):
     return epath.Path(path)
 
 
+def as_str(path) -> str:
+    """A path string from a str or an `epath.Path` (whose `str` may spell a URL its own way)."""
+    return os.fspath(path)
+
+
 def join(base: str, *parts: str) -> str:
     """`base/part/...`, for local paths and URLs alike (URLs always join with '/')."""
     if is_remote(base):

@@ -24,6 +24,11 @@ Its last line is `dry run: fits|does not fit: peak ...`; the exit status is 1 if
 
 from __future__ import annotations
 
+# pylint: disable=wrong-import-position
+if __name__ == "__main__":  # Ctrl-C honoured during the imports below too (interrupts.py)
+    from prompt_tuning import interrupts
+    interrupts.install()
+
 from typing import Any, Sequence
 
 from absl import flags

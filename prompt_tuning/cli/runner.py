@@ -3,7 +3,7 @@
 * 0: done (`--help` too);
 * 2: a usage error (`errors.UsageError`: a flag, a gin value, an option out of range);
 * 1: anything else that stopped the command (`errors.UserError`, a file system error, ...);
-* 130: interrupted (Ctrl-C).
+* 130: interrupted (Ctrl-C), from the command's first instant (`interrupts`).
 No traceback is printed unless `--verbose` is on the command line or `PT_DEBUG=1` is set; then
 the traceback comes first and the `error:` line is still the last line.
 
@@ -20,7 +20,7 @@ import threading
 import traceback
 from typing import Callable, NoReturn, Optional, Sequence
 
-from prompt_tuning import errors, stderr_guard
+from prompt_tuning import errors, interrupts, stderr_guard
 from prompt_tuning.cli import compilation_cache
 
 Main = Callable[[Sequence[str]], None]
@@ -65,12 +65,13 @@ def call(main: Main, argv: Optional[Sequence[str]] = None) -> int:
         logging.set_verbosity(logging.ERROR)
     compilation_cache.enable()
     try:
+        interrupts.started()
         main(argv)
     except SystemExit as e:  # --help, or a command that chose its own code
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        stderr_guard.print_error(interrupts.LINE)
+        return interrupts.EXIT_CODE
     except Exception as e:  # pylint: disable=broad-except
         message, code = _message(e)
         if _verbose(argv):
@@ -82,14 +83,17 @@ def call(main: Main, argv: Optional[Sequence[str]] = None) -> int:
 
 def run(main: Main) -> NoReturn:
     """`sys.exit(call(main, sys.argv))`: the last line of every command module."""
+    interrupts.install()
     if not _verbose(sys.argv):
         sys.excepthook = _drop
         threading.excepthook = _drop
         stderr_guard.enable()
     code = call(main, sys.argv)
-    if code not in (0, 130):
+    if code != 0:
         # Leave now: threads of a failed checkpoint read would only print noise while the
-        # interpreter waits for them. Everything of ours is closed and written already.
+        # interpreter waits for them. Everything of ours is closed and written already. An
+        # interrupted command too: Python would turn 130 into death by SIGINT when the
+        # interrupt landed in code a library ran through PyRun_String.
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)  # pylint: disable=protected-access

@@ -11,6 +11,11 @@
 
 Nothing is ever unpickled, and every write goes to a temporary path that is renamed when done
 (`atomic_write`). A prompt holding NaN or infinity is refused on read.
+
+What we write carries the prompt's checksum (`prompt_tuning.checksums`): the metadata JSON's
+`checksum` and, in a PEFT adapter, the safetensors header's `prompt_embeddings.sha256`; a read
+checks it, so damaged bytes are an error rather than another prompt. Files without one (the
+reference's prompts, adapters saved by PEFT, our exports before checksums) are read as they are.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from prompt_tuning import atomic_write, filesystem, paths
+from prompt_tuning import atomic_write, checksums, filesystem, out_of_space, paths
 from prompt_tuning.errors import PromptFileError
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -35,6 +40,8 @@ PEFT_PROMPT_TYPES = ("PROMPT_TUNING", "P_TUNING")
 PEFT_FORMAT_VERSION = "0.21.2"
 EXPORT_PROMPT = "prompt.npy"
 EXPORT_METADATA = "prompt.json"
+CHECKSUM = "checksum"  # the metadata JSON's key: {"sha256", "dtype", "shape"}
+PEFT_CHECKSUM = f"{PEFT_KEY}.sha256"  # the safetensors header's key
 REQUIRED_METADATA = ("model", "prompt_length", "embed_dim", "dtype", "init", "task", "step",
                      "dev_metric")
 
@@ -66,6 +73,7 @@ def read_prompt(path: str, prompt_length: Optional[int] = None,
             value = _read_peft(path, config, prompt_length)
         else:
             value = _read_npy(path)
+            _verify(value, path, _recorded_checksum(metadata_path(path)), metadata_path(path))
     else:
         raise PromptFileError(f"No prompt file or directory at {path}.")
     return _checked(value, path, prompt_length, embed_dim)
@@ -108,7 +116,9 @@ def _read_dir(path: str, prompt_length: Optional[int]) -> np.ndarray:
     exported = filesystem.join(path, EXPORT_PROMPT)
     if filesystem.isfile(exported):
         value = _read_npy(exported)
-        _check_export_metadata(filesystem.join(path, EXPORT_METADATA), value)
+        metadata = filesystem.join(path, EXPORT_METADATA)
+        _check_export_metadata(metadata, value)
+        _verify(value, exported, _recorded_checksum(metadata), metadata)
         return value
     if filesystem.isfile(filesystem.join(path, PEFT_PICKLED_WEIGHTS)):
         raise PromptFileError(f"{path} holds only {PEFT_PICKLED_WEIGHTS}; we never unpickle files. "
@@ -159,6 +169,26 @@ def _read_json(path: str) -> dict:
     return data
 
 
+def _recorded_checksum(path: str) -> Optional[dict]:
+    """The checksum an export's metadata JSON records, or None (no such file, a foreign file,
+    an export written before checksums)."""
+    try:
+        data = json.loads(filesystem.read_text(path))
+    except (OSError, ValueError):
+        return None
+    recorded = data.get(CHECKSUM) if isinstance(data, dict) else None
+    return recorded if isinstance(recorded, dict) and "sha256" in recorded else None
+
+
+def _verify(value: np.ndarray, path: str, recorded: Optional[dict], where: str) -> None:
+    """Refuses `value` read from `path` if it differs from the checksum `where` records."""
+    if recorded is None or checksums.digest(value) == recorded:
+        return
+    raise PromptFileError(f"{path} is damaged: its array does not match the checksum recorded in "
+                          f"{where} when it was exported; export it again (export_prompt), or, if "
+                          f"you replaced {filesystem.basename(path)} on purpose, delete {where}.")
+
+
 def _read_peft(weights: str, config_path: str, prompt_length: Optional[int]) -> np.ndarray:
     """`prompt_embeddings` of a PEFT adapter, cut to its encoder rows."""
     from safetensors import SafetensorError  # pylint: disable=import-outside-toplevel
@@ -170,15 +200,29 @@ def _read_peft(weights: str, config_path: str, prompt_length: Optional[int]) -> 
         raise PromptFileError(f"{config_path} describes a {peft_type} adapter, not one of "
                               f"{list(PEFT_PROMPT_TYPES)}.")
     try:
-        tensors = load(filesystem.read_bytes(weights))  # a prompt: kilobytes to a few MB
+        data = filesystem.read_bytes(weights)  # a prompt: kilobytes to a few MB
+        tensors = load(data)
+        header = _safetensors_metadata(data)
     except (SafetensorError, OSError, TypeError, ValueError) as e:
         raise PromptFileError(f"{weights} is not a readable safetensors file: {e}") from e
     if PEFT_KEY not in tensors:
         raise PromptFileError(f"{weights} has no tensor {PEFT_KEY!r}; it holds {sorted(tensors)}.")
     value = tensors[PEFT_KEY]
+    recorded = header.get(PEFT_CHECKSUM)
+    if recorded is not None and checksums.sha256(value) != recorded:
+        raise PromptFileError(f"{weights} is damaged: {PEFT_KEY} does not match the checksum "
+                              "written into its header when it was exported; export it again "
+                              "(export_prompt --format=peft).")
     if value.ndim != 2:
         return value  # _checked reports the shape.
     return _encoder_rows(value, config, weights, prompt_length)
+
+
+def _safetensors_metadata(data: bytes) -> dict:
+    """The `__metadata__` of a safetensors file's header (8-byte length, then JSON)."""
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size])
+    return header.get("__metadata__") or {}
 
 
 def _encoder_rows(value: np.ndarray, config: Mapping[str, Any], path: str,
@@ -232,7 +276,8 @@ def _metadata_json(value: np.ndarray, metadata: Optional[Mapping[str, Any]],
         if metadata.get(key) is not None and metadata[key] != expected:
             raise PromptFileError(f"metadata {key}={metadata[key]!r} but the prompt has "
                                   f"{key}={expected!r}.")
-    completed = {**metadata, **actual}
+    # The checksum last: one recorded by the file this prompt was converted from is replaced.
+    completed = {**metadata, **actual, CHECKSUM: checksums.digest(value)}
     for key, item in completed.items():
         if not isinstance(key, str):
             raise PromptFileError(f"metadata keys must be strings, got {key!r}.")
@@ -273,8 +318,28 @@ def write_npy(prompt: Any, path: str, metadata: Mapping[str, Any]) -> str:
         raise PromptFileError(f"{path} is a directory; give a .npy file path.")
     value = _validated(prompt)
     text = _metadata_json(value, metadata, REQUIRED_METADATA)
-    atomic_write.write_files_atomically({path: _npy_bytes(value), metadata_path(path): text})
+    # What an export killed midway left here goes: temporaries first (they may hold the space
+    # this write needs), a replaced directory once the new files are in place.
+    for written in (path, metadata_path(path)):
+        atomic_write.remove_leftovers(written, old=False)
+    try:
+        atomic_write.write_files_atomically({path: _npy_bytes(value), metadata_path(path): text})
+    except OSError as e:
+        raise _write_failed(path, e) from e
+    for written in (path, metadata_path(path)):
+        atomic_write.remove_leftovers(written)
     return path
+
+
+def _write_failed(path: str, error: BaseException) -> BaseException:
+    """One line for a write that failed: the path and, for a full disk, what to do."""
+    full = out_of_space.reason(error)
+    if full:
+        return PromptFileError(f"{path}: {full}: the prompt could not be written (nothing "
+                               f"half-written is left); {out_of_space.HINT}.")
+    if isinstance(error, OSError):
+        return error
+    return PromptFileError(f"{path}: the prompt could not be written: {error}")
 
 
 def peft_adapter_config(prompt_length: int, embed_dim: int,
@@ -313,8 +378,9 @@ def write_peft(prompt: Any, directory: str, base_model_name_or_path: Optional[st
     """Writes `prompt` as a PEFT prompt-tuning adapter directory.
 
     The directory holds `adapter_model.safetensors` (`prompt_embeddings` [P, d] float32,
-    metadata {"format": "pt"}), `adapter_config.json` (see `peft_adapter_config`) and, when
-    `metadata` is given, our `prompt.json` (PEFT ignores it).
+    metadata {"format": "pt", "prompt_embeddings.sha256": its checksum}), `adapter_config.json`
+    (see `peft_adapter_config`) and, when `metadata` is given, our `prompt.json` (PEFT ignores
+    it).
 
     Args:
       prompt: [P, d] floating array.
@@ -326,6 +392,7 @@ def write_peft(prompt: Any, directory: str, base_model_name_or_path: Optional[st
     Returns:
       `directory`.
     """
+    from safetensors import SafetensorError  # pylint: disable=import-outside-toplevel
     from safetensors.numpy import save  # pylint: disable=import-outside-toplevel
 
     directory = os.fspath(directory)
@@ -337,13 +404,19 @@ def write_peft(prompt: Any, directory: str, base_model_name_or_path: Optional[st
     text = None if metadata is None else _metadata_json(value, metadata, ())
     atomic_write.check_destination(directory, overwrite, "the adapter directory",
                                    PromptFileError)
-    with atomic_write.atomic_directory(directory) as tmp:
-        files = {filesystem.join(tmp, PEFT_WEIGHTS):
-                 save({PEFT_KEY: value}, metadata={"format": "pt"}),
-                 filesystem.join(tmp, PEFT_CONFIG):
-                 json.dumps(config, indent=2, sort_keys=True) + "\n"}
-        if text is not None:
-            files[filesystem.join(tmp, EXPORT_METADATA)] = text
-        for path, data in files.items():
-            filesystem.write_bytes(path, data.encode() if isinstance(data, str) else data)
+    atomic_write.remove_leftovers(directory, old=False)  # see write_npy
+    try:
+        with atomic_write.atomic_directory(directory) as tmp:
+            files = {filesystem.join(tmp, PEFT_WEIGHTS): save(
+                {PEFT_KEY: value},
+                metadata={"format": "pt", PEFT_CHECKSUM: checksums.sha256(value)}),
+                filesystem.join(tmp, PEFT_CONFIG):
+                json.dumps(config, indent=2, sort_keys=True) + "\n"}
+            if text is not None:
+                files[filesystem.join(tmp, EXPORT_METADATA)] = text
+            for path, data in files.items():
+                filesystem.write_bytes(path, data.encode() if isinstance(data, str) else data)
+    except (OSError, SafetensorError) as e:
+        raise _write_failed(directory, e) from e
+    atomic_write.remove_leftovers(directory)
     return directory

@@ -5,7 +5,8 @@ checkpoints and best prompt. Training writes it; eval, infer and export only rea
     MODEL_DIR/run.lock         held by the one process that writes the run
     MODEL_DIR/config.gin       the operative gin config (written by the launcher)
     MODEL_DIR/checkpoints/N/   train state (prompt, optimizer state, step) + progress JSON
-    MODEL_DIR/best/N/          the best prompt so far + its dev metrics
+                               + a copy of the best prompt so far + checksums of its arrays
+    MODEL_DIR/best/N/          the best prompt so far + its dev metrics + checksums
     MODEL_DIR/train/, validation/   TensorBoard scalars
 """
 

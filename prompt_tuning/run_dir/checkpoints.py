@@ -2,8 +2,11 @@
 
 Layout (see also `identity` for run.json and `lock` for run.lock):
   MODEL_DIR/checkpoints/<step>/       TrainState (prompt, optimizer state, step) + progress JSON
-                                      (best so far, and every evaluation's score by step)
+                                      (best so far, and every evaluation's score by step) + a
+                                      copy of the best prompt so far and its info
   MODEL_DIR/best/<step>/              the prompt with the best dev metric so far + its metrics
+Every step directory also holds the checksums of its arrays (`step_io`, `integrity`), checked
+on every read: a damaged array is an error, never a silently wrong prompt.
 
 The frozen model is never copied: it is read from INITIAL_CHECKPOINT_PATH. The data position is
 the step (each step consumes one batch of a deterministic pipeline), and dropout keys derive from
@@ -17,108 +20,38 @@ A run may be SIGKILLed at any moment and restarted (tests/launch/test_resume.py)
 * A new best prompt is written before the old one is deleted and before the step checkpoint that
   records it. A run killed in between resumes from an earlier step, reaches the same evaluation
   with the same prompt (resume is exact) and finds that best prompt already written.
+* best/ is not the only copy of the best prompt: each step checkpoint carries the best as of
+  that step. A best/ that was lost (or deleted because it was damaged) is read from the newest
+  step checkpoint's copy, and a resumed run writes best/ again from it.
 * Keep-N holds after every save, and again when a writer closes: a run killed between its last
   save and the deletion of older steps is tidied by its restart, which has nothing to train.
 * Opening a writer creates nothing, so MODEL_DIR holds only run.json (and run.lock) until the
-  first save; opening
-  a reader never writes (it must not delete a live run's temporary directory, nor create folders
-  in a mistyped MODEL_DIR).
+  first save; opening a reader never writes (it must not delete a live run's temporary
+  directory, nor create folders in a mistyped MODEL_DIR). A reader of a live run retries when
+  the writer deletes the step it was reading.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any, Mapping, Optional, Union
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
-from prompt_tuning import errors, filesystem, stderr_guard
-from prompt_tuning.errors import CorruptCheckpointError
+from prompt_tuning import errors, filesystem, notes
+from prompt_tuning.run_dir import integrity, step_io
+from prompt_tuning.run_dir.step_io import TRASH_DIR, StepRemoved
 
 PyTree = Any
-# Where orbax moves a step it deletes (an atomic rename); emptied right after.
-TRASH_DIR = "being_deleted"
+Best = tuple[dict[str, Any], dict]  # (prompt params, info with "step")
+STEP_ITEMS = {"state": "arrays", "progress": "json", "best": "arrays", "best_info": "json"}
+BEST_ITEMS = {"params": "arrays", "info": "json"}
+COPY = ("best", "best_info")  # optional: steps written before copies were kept lack them
+# A live run's writer may replace the step a reader chose this many times before it gives up.
+ATTEMPTS = 5
 
-
-def _read(manager: ocp.CheckpointManager, step: int, args: Any) -> Any:
-    """`manager.restore`, with any failure to read reported as one clear error.
-
-    orbax and tensorstore raise bare Exceptions (with multi-line tensorstore specs) for a
-    truncated or missing file; a user needs the step directory and what to do about it.
-    """
-    try:
-        with stderr_guard.silenced_if_failing():
-            return manager.restore(step, args=args)
-    except Exception as e:  # pylint: disable=broad-except
-        raise _corrupt(manager, step, e) from e
-
-
-def _corrupt(manager: ocp.CheckpointManager, step: int, error: BaseException
-             ) -> CorruptCheckpointError:
-    where = os.path.join(str(manager.directory), str(step))
-    return CorruptCheckpointError(
-        f"checkpoint {where} cannot be read (corrupt or truncated?); delete that step "
-        f"directory to go back to an earlier checkpoint, or choose a new MODEL_DIR. "
-        f"orbax says: {_first_line(error)}")
-
-
-def _local_target(manager: ocp.CheckpointManager, step: int, item: str) -> Any:
-    """Shapes and dtypes of a saved item, placed on this process's first device.
-
-    Readers (eval, export) may run on another topology than the run that saved (a pod's
-    checkpoint read on a laptop); orbax restores onto the saved shardings unless told otherwise.
-    """
-    try:
-        with stderr_guard.silenced_if_failing():
-            metadata = manager.item_metadata(step)[item]
-    except Exception as e:  # pylint: disable=broad-except
-        raise _corrupt(manager, step, e) from e
-    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    tree = getattr(metadata, "tree", metadata)
-    return jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree)
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    detail = lines[0] if lines else type(error).__name__
-    return detail if len(detail) <= 160 else detail[:157] + "..."
-
-
-def _manager(directory: str, keep: Optional[int], writer: bool, arrays: str, json_item: str
-             ) -> ocp.CheckpointManager:
-    """A manager of steps holding a tree of arrays (`arrays`) and a JSON record (`json_item`)."""
-    if not writer:
-        # Not orbax's read_only, which logs a warning per manager into every CLI's output: with
-        # create=False and no pruning, a manager writes nothing until told to save or delete,
-        # which only the writer does.
-        options = ocp.CheckpointManagerOptions(create=False, max_to_keep=None,
-                                               enable_async_checkpointing=False)
-    else:
-        # Synchronous saves: `save` returns once the step is committed, so the loop never runs
-        # ahead of what is on disk. `create=False`: directories appear at the first save.
-        # Deleting by renaming into TRASH_DIR is atomic on a local disk only; in an object
-        # store a rename is copies and deletions, so orbax deletes in place there.
-        options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep, create=False, enable_async_checkpointing=False,
-            todelete_subdir=None if filesystem.is_remote(directory) else TRASH_DIR)
-    # Handlers named up front let `item_metadata` read shapes before a restore (`_local_target`).
-    handlers = {arrays: ocp.StandardCheckpointHandler(), json_item: ocp.JsonCheckpointHandler()}
-    return ocp.CheckpointManager(directory, options=options, item_handlers=handlers)
-
-
-def _remove_leftovers(directory: str) -> None:
-    """Removes what a killed writer left half done: orbax temporaries and deleted steps.
-
-    Only the writer of a run calls this, between its own saves, so nothing here can belong to a
-    save in progress. With several hosts only the primary one, orbax's, does it: it alone
-    creates and renames step directories, and only inside `save`, which every host enters.
-    """
-    if jax.process_index() != 0 or not filesystem.isdir(directory):
-        return
-    for name in filesystem.listdir(directory):
-        if ocp.path.step.TMP_DIR_SUFFIX in name or name == TRASH_DIR:
-            filesystem.rmtree(filesystem.join(directory, name))
+__all__ = ["RunCheckpoints", "TRASH_DIR"]
 
 
 class RunCheckpoints:
@@ -134,38 +67,48 @@ class RunCheckpoints:
         self.model_dir = model_dir
         self.writer = writer
         self._keep = keep
-        self._latest = _manager(filesystem.join(model_dir, "checkpoints"), keep, writer,
-                                "state", "progress")
+        self._latest = step_io.open_manager(filesystem.join(model_dir, "checkpoints"), keep, writer,
+                                            STEP_ITEMS)
         # Several best steps may briefly coexist (the new one is written before the old one is
         # deleted), so orbax must not prune them by step number: we do.
-        self._best = _manager(filesystem.join(model_dir, "best"), None, writer, "params", "info")
+        self._best = step_io.open_manager(filesystem.join(model_dir, "best"), None, writer,
+                                          BEST_ITEMS)
+        # The writer's best prompt so far (step, {path: host array}, info): copied into every
+        # step checkpoint it saves.
+        self._best_copy: Optional[tuple[int, dict[str, np.ndarray], dict]] = None
+        self._noted_unverified = False
 
-    def _directory(self, manager: ocp.CheckpointManager) -> str:
-        """The manager's directory as the user wrote it (epath spells gs:// URLs its own way)."""
-        return filesystem.join(self.model_dir,
-                               "checkpoints" if manager is self._latest else "best")
-
+    # --- Steps ------------------------------------------------------------------------------
     def latest_step(self, reload: bool = False) -> Optional[int]:
         """The newest step checkpoint; `reload` re-reads the directory (another writer?)."""
         if reload:
-            self._latest.reload()
+            step_io.reload(self._latest)
         return self._latest.latest_step()
 
     def all_steps(self) -> list[int]:
         return list(self._latest.all_steps())
 
+    def best_step(self) -> Optional[int]:
+        return self._best.latest_step()
+
     def _require_writer(self) -> None:
         if not self.writer:
             raise RuntimeError("RunCheckpoints opened for reading; use writer=True to save.")
 
-    def _save(self, manager: ocp.CheckpointManager, step: int, args: ocp.args.Composite) -> None:
-        directory = self._directory(manager)
-        filesystem.makedirs(directory)
-        _remove_leftovers(directory)
-        # force: `should_save` refuses a step below the newest one, which `best/` may hold.
-        manager.save(step, args=args, force=True)
-        manager.wait_until_finished()
-        _remove_leftovers(directory)  # the steps orbax just moved to TRASH_DIR
+    def _step_number(self, step: Union[int, str]) -> int:
+        steps = self.all_steps()
+        number = self.latest_step() if step == "latest" else int(step)
+        if number is None or number not in steps:
+            raise errors.UserError(f"{self.model_dir} has no checkpoint for step {step!r}; "
+                                   f"available: {steps or 'none'} and 'best'.")
+        return number
+
+    # --- Writing ----------------------------------------------------------------------------
+    def _last_good(self) -> str:
+        last, where = self._latest.latest_step(), str(self._latest.directory)
+        if last is None:
+            return f"no step checkpoint was saved yet in {where}"
+        return f"the last good checkpoint is step {last} in {where}"
 
     def save(self, state: PyTree, progress: Mapping[str, Any]) -> None:
         """Commits the step checkpoint (orbax then deletes the steps beyond keep-N)."""
@@ -173,15 +116,13 @@ class RunCheckpoints:
         step = int(jax.device_get(state.step))
         if step in self._latest.all_steps():
             return
-        self._save(self._latest, step, ocp.args.Composite(
-            state=ocp.args.StandardSave(state), progress=ocp.args.JsonSave(dict(progress))))
-
-    def restore(self, abstract_state: PyTree, step: Optional[int] = None
-                ) -> tuple[PyTree, dict]:
-        step = self.latest_step() if step is None else step
-        restored = _read(self._latest, step, ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state), progress=ocp.args.JsonRestore()))
-        return restored["state"], dict(restored["progress"])
+        arrays: dict[str, Any] = {"state": state}
+        records: dict[str, Any] = {"progress": dict(progress)}
+        if self._best_copy is not None:
+            best_step, params, info = self._best_copy
+            arrays["best"] = params
+            records["best_info"] = {**info, "step": best_step}
+        step_io.write(self._latest, step, arrays, records, "checkpoint", self._last_good())
 
     def save_best(self, step: int, prompt_params: Mapping[str, jax.Array],
                   info: Mapping[str, Any]) -> None:
@@ -191,48 +132,174 @@ class RunCheckpoints:
         run (resume is exact), so it is kept as it is.
         """
         self._require_writer()
+        # A host copy: the train step donates the state's buffers.
+        self._best_copy = (step, {k: integrity.host_array(v) for k, v in prompt_params.items()},
+                           dict(info))
         if step not in self._best.all_steps():
-            self._save(self._best, step, ocp.args.Composite(
-                params=ocp.args.StandardSave(dict(prompt_params)),
-                info=ocp.args.JsonSave(dict(info))))
+            self._write_best(step, dict(prompt_params), dict(info))
         for old in self._best.all_steps():
             if old != step:
                 self._best.delete(old)
-        _remove_leftovers(self._directory(self._best))
+        step_io.remove_leftovers(str(self._best.directory))
 
-    def best_step(self) -> Optional[int]:
-        return self._best.latest_step()
+    def _write_best(self, step: int, params: dict[str, Any], info: dict) -> None:
+        step_io.write(self._best, step, {"params": params}, {"info": info}, "best prompt",
+                      self._last_good())
 
-    def _step_number(self, step: Union[int, str]) -> int:
-        steps = self.all_steps()
-        number = self.latest_step() if step == "latest" else int(step)
-        if number is None or number not in steps:
-            raise errors.UserError(f"{self.model_dir} has no checkpoint for step {step!r}; "
-                             f"available: {steps or 'none'} and 'best'.")
-        return number
+    def restore(self, abstract_state: PyTree, step: Optional[int] = None
+                ) -> tuple[PyTree, dict]:
+        """The writer's resume: (TrainState on `abstract_state`'s shardings, progress)."""
+        step = self.latest_step() if step is None else step
+        wanted = {"state": ocp.args.StandardRestore(abstract_state),
+                  "progress": ocp.args.JsonRestore(), **self._copy_args(step)}
+        try:
+            restored = self._read(self._latest, step, wanted, ("state", "best"),
+                                  self._step_advice)
+        except StepRemoved as e:
+            raise errors.RunDirError(f"MODEL_DIR {self.model_dir} was changed by another "
+                                     "process while this one started; run again.") from e
+        if "best" in restored:
+            info = dict(restored["best_info"])
+            self._best_copy = (int(info.pop("step")), {
+                k: np.asarray(v) for k, v in restored["best"].items()}, info)
+        return restored["state"], dict(restored["progress"])
+
+    def restore_missing_best(self) -> Optional[str]:
+        """Writes best/ again from the resumed step's copy if best/ holds no prompt (lost, or
+        deleted as advised because it was damaged); returns a note saying so, or None."""
+        self._require_writer()
+        if self._best_copy is None or self._best.all_steps():
+            return None
+        step, params, info = self._best_copy
+        self._write_best(step, params, info)
+        return (f"{self._best.directory} held no best prompt; wrote it again (step {step}) from "
+                "the copy kept in the step checkpoint.")
+
+    # --- Reading ----------------------------------------------------------------------------
+    def _read(self, manager: ocp.CheckpointManager, step: int, wanted: Mapping[str, Any],
+              arrays: tuple[str, ...], advice) -> dict[str, Any]:
+        restored = step_io.read(manager, step, wanted, arrays, advice, optional=COPY)
+        if not self._noted_unverified and not step_io.has_checksums(manager, step):
+            self._noted_unverified = True
+            notes.note(f"checkpoint {step_io.step_dir(manager, step)} has no checksums (written "
+                       "by an earlier release): it is read unverified.")
+        return restored
+
+    def _copy_args(self, step: int) -> dict[str, Any]:
+        """Restore args of the step's copy of the best prompt; {} if it has none."""
+        if not filesystem.isdir(filesystem.join(step_io.step_dir(self._latest, step), "best")):
+            return {}
+        target = step_io.local_target(self._latest, step, "best", self._step_advice)
+        return {"best": ocp.args.StandardRestore(target), "best_info": ocp.args.JsonRestore()}
 
     def state_tree(self, step: Union[int, str] = "latest") -> tuple[dict[str, Any], dict]:
-        """(the saved TrainState as a tree of arrays, progress + "step") of `step`."""
-        number = self._step_number(step)
-        restored = _read(self._latest, number, ocp.args.Composite(
-            state=ocp.args.StandardRestore(_local_target(self._latest, number, "state")),
-            progress=ocp.args.JsonRestore()))
-        return dict(restored["state"]), {**restored["progress"], "step": number}
+        """(the saved TrainState as a tree of arrays, progress + "step") of `step`.
 
-    def restore_params(self, step: Union[int, str]) -> tuple[dict[str, Any], dict]:
+        "latest" follows a live run: if its writer deletes the step while it is read, the new
+        latest one is read.
+        """
+        for _ in range(ATTEMPTS):
+            number = self._step_number(step)
+            try:
+                target = step_io.local_target(self._latest, number, "state", self._step_advice)
+                restored = self._read(self._latest, number, {
+                    "state": ocp.args.StandardRestore(target),
+                    "progress": ocp.args.JsonRestore()}, ("state",), self._step_advice)
+                return dict(restored["state"]), {**restored["progress"], "step": number}
+            except StepRemoved:
+                step_io.reload(self._latest)
+                if step != "latest":
+                    raise errors.UserError(
+                        f"step {number} of {self.model_dir} was deleted by the run's writer "
+                        "while it was read (a run keeps only its newest checkpoints); steps now: "
+                        f"{self.all_steps() or 'none'} and 'best'.") from None
+        raise self._kept_moving()
+
+    def restore_params(self, step: Union[int, str]) -> Best:
         """(prompt params, info) of `step`: "best", "latest" or a number."""
         if step == "best":
-            best = self._best.latest_step()
-            if best is None:
-                raise errors.UserError(f"{self.model_dir} has no best checkpoint yet (no "
-                                       "evaluation ran).")
-            restored = _read(self._best, best, ocp.args.Composite(
-                params=ocp.args.StandardRestore(_local_target(self._best, best, "params")),
-                info=ocp.args.JsonRestore()))
-            return dict(restored["params"]), {**restored["info"], "step": best}
+            return self._read_best()
         state, progress = self.state_tree(step)
         return dict(state["params"]), progress
 
+    def _read_best(self) -> Best:
+        for _ in range(ATTEMPTS):
+            best = self._best.latest_step()
+            if best is None:
+                return self._best_from_checkpoints()
+            advice = lambda best=best: self._best_advice(best)
+            try:
+                target = step_io.local_target(self._best, best, "params", advice)
+                restored = self._read(self._best, best, {
+                    "params": ocp.args.StandardRestore(target),
+                    "info": ocp.args.JsonRestore()}, ("params",), advice)
+                return dict(restored["params"]), {**restored["info"], "step": best}
+            except StepRemoved:  # the writer replaced it with a newer best
+                step_io.reload(self._best)
+        raise self._kept_moving()
+
+    def _kept_moving(self) -> errors.UserError:
+        return errors.UserError(f"{self.model_dir} changed {ATTEMPTS} times while it was read "
+                                "(its run is writing it); run the command again.")
+
+    # --- The best prompt's other copies ------------------------------------------------------
+    def _copy_in(self, number: int) -> Optional[Best]:
+        """The best prompt as recorded by step checkpoint `number`: its copy, or (for a step
+        of an earlier release) the step itself when it is the recorded best; else None."""
+        wanted = {"progress": ocp.args.JsonRestore(), **self._copy_args(number)}
+        restored = self._read(self._latest, number, wanted, ("best",), self._step_advice)
+        if "best" in restored:
+            info = dict(restored["best_info"])
+            return dict(restored["best"]), info
+        progress = restored["progress"]
+        best = progress.get("best_step")
+        if best is None or "best_tasks" in progress or best not in self.all_steps():
+            return None
+        state, _ = self.state_tree(best)
+        evaluation = (progress.get("evals") or {}).get(str(best), {})
+        return dict(state["params"]), {"score": evaluation.get("score"),
+                                       "metrics": evaluation.get("metrics"), "step": best}
+
+    def _find_copy(self, wanted_step: Optional[int] = None) -> Optional[tuple[Best, int]]:
+        """(the newest readable copy of the best prompt, the step checkpoint holding it); with
+        `wanted_step`, only a copy of that best step."""
+        for number in reversed(self.all_steps()):
+            try:
+                found = self._copy_in(number)
+            except (StepRemoved, errors.UserError):  # a corrupt or vanished step too
+                continue
+            if found is not None and wanted_step in (None, found[1]["step"]):
+                return found, number
+        return None
+
+    def _best_from_checkpoints(self) -> Best:
+        """The best prompt when best/ holds none: from the newest step checkpoint's copy."""
+        found = self._find_copy()
+        if found is None:
+            raise errors.UserError(f"{self.model_dir} has no best checkpoint yet (no "
+                                   "evaluation ran).")
+        (params, info), number = found
+        notes.note(f"{self._best.directory} holds no best prompt; using the copy of the best "
+                   f"prompt (step {info['step']}) kept in "
+                   f"{step_io.step_dir(self._latest, number)}.")
+        return params, info
+
+    def _step_advice(self) -> str:
+        return ("delete that step directory to go back to an earlier checkpoint (the best prompt "
+                "in best/ is not affected), or choose a new MODEL_DIR.")
+
+    def _best_advice(self, best: int) -> str:
+        """What to do about a damaged best/<best>: delete it only if another copy exists."""
+        found = self._find_copy(best)
+        if found is not None:
+            return (f"delete that directory: the same best prompt (step {best}) is kept in "
+                    f"{step_io.step_dir(self._latest, found[1])}, which export, eval and a "
+                    "resumed run then use.")
+        return (f"the best prompt of step {best} has no other copy in this run, so do not delete "
+                "it: restore it from a backup, or use another step (export_prompt "
+                "--step=latest, CHECKPOINT_STEP).")
+
+    # --- Closing ----------------------------------------------------------------------------
     def _tidy(self) -> None:
         """Keep-N and a single best prompt, whatever a killed earlier attempt left."""
         if self._keep is not None:
@@ -241,7 +308,7 @@ class RunCheckpoints:
         for step in list(self._best.all_steps())[:-1]:
             self._best.delete(step)
         for manager in (self._latest, self._best):
-            _remove_leftovers(self._directory(manager))
+            step_io.remove_leftovers(step_io.manager_dir(manager))
 
     def close(self) -> None:
         try:

@@ -165,6 +165,9 @@ def train(config: TrainConfig, make_evaluator: Optional[EvaluatorFactory] = None
             run_dir.write_run_file(config.model_dir, identity)
             if on_start is not None:
                 on_start(config.model_dir)
+        rewritten = runs.restore_missing_best()  # best/ lost or deleted: back from the copy
+        if rewritten:
+            notes.note(rewritten)
         notes.note(steps_note)  # once every check has passed: the run starts
         if start == config.train_steps:
             notes.note(f"{config.model_dir} is already at TRAIN_STEPS={start}: nothing to train.")

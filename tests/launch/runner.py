@@ -72,3 +72,17 @@ def truncate_checkpoint(model_dir: str, step: int) -> None:
             for name in names:
                 with open(os.path.join(root, name), "r+b") as f:
                     f.truncate(10)
+
+
+def flip_array_bytes(item_dir: str, count: int = 8) -> str:
+    """Flips `count` bytes in the middle of an orbax item's largest data file (its array bytes),
+    as a failing disk or a bad copy would; returns the file."""
+    found = [os.path.join(root, name) for root, _, names in os.walk(item_dir)
+             if os.path.basename(root) == "d" for name in names]
+    path = max(found, key=os.path.getsize)
+    with open(path, "r+b") as f:
+        f.seek(os.path.getsize(path) // 2)
+        data = f.read(count)
+        f.seek(os.path.getsize(path) // 2)
+        f.write(bytes(b ^ 0x5A for b in data))
+    return path

@@ -1,7 +1,9 @@
 """Prompt files: .npy (+ metadata), export directories, and PEFT adapters checked with real PEFT."""
 
+import hashlib
 import json
 import os
+import resource
 import warnings
 
 import numpy as np
@@ -23,6 +25,16 @@ def _prompt(rows=P, cols=D, seed=0):
     return np.random.default_rng(seed).normal(size=(rows, cols)).astype(np.float32)
 
 
+def _sha256(prompt):
+    """The checksum's definition, written out: sha256 of dtype, shape and C-order bytes."""
+    return hashlib.sha256(f"{prompt.dtype.str}{list(prompt.shape)}".encode()
+                          + prompt.tobytes()).hexdigest()
+
+
+def _checksum(prompt):
+    return {"sha256": _sha256(prompt), "dtype": "float32", "shape": list(prompt.shape)}
+
+
 def test_npy_round_trip_with_metadata(tmp_path):
     prompt = _prompt()
     path = str(tmp_path / "out" / "rte.npy")
@@ -33,7 +45,8 @@ def test_npy_round_trip_with_metadata(tmp_path):
     np.testing.assert_array_equal(loaded, prompt)
     np.testing.assert_array_equal(np.load(path, allow_pickle=False), prompt)
     with open(tmp_path / "out" / "rte.json") as f:
-        assert json.load(f) == {**METADATA, "dev_metrics": {"accuracy": 71.5}}
+        assert json.load(f) == {**METADATA, "dev_metrics": {"accuracy": 71.5},
+                                "checksum": _checksum(prompt)}
 
 
 def test_metadata_shape_keys_come_from_the_prompt(tmp_path):
@@ -134,6 +147,82 @@ def test_write_peft_refuses_non_empty_directory(tmp_path):
     np.testing.assert_array_equal(files.read_prompt(str(target)), _prompt(seed=2))
 
 
+def _flip_bytes(path, offset_from_end=40, count=8):
+    """Flips `count` bytes inside the array data at the end of a file, as a bad disk would."""
+    with open(path, "r+b") as f:
+        f.seek(-offset_from_end, os.SEEK_END)
+        data = f.read(count)
+        f.seek(-offset_from_end, os.SEEK_END)
+        f.write(bytes(b ^ 0x5A for b in data))
+
+
+def test_flipped_bytes_in_what_we_exported_are_refused(tmp_path):
+    prompt = _prompt(seed=4)
+    npy, directory = str(tmp_path / "rte.npy"), str(tmp_path / "export")
+    peft_dir = str(tmp_path / "peft")
+    files.write_npy(prompt, npy, METADATA)
+    files.write_npy(prompt, os.path.join(directory, files.EXPORT_PROMPT), METADATA)
+    files.write_peft(prompt, peft_dir, metadata=METADATA)
+    weights = os.path.join(peft_dir, files.PEFT_WEIGHTS)
+    for path in (npy, os.path.join(directory, files.EXPORT_PROMPT), weights):
+        _flip_bytes(path)
+    for path, damaged in ((npy, npy), (directory, directory + "/prompt.npy"),
+                          (peft_dir, weights), (weights, weights)):
+        with pytest.raises(files.PromptFileError, match=f"{damaged} is damaged: .*checksum"):
+            files.read_prompt(path)
+
+
+def test_files_without_a_checksum_are_read_as_they_are(tmp_path):
+    """The reference's .npy prompts, adapters PEFT saved, exports of an earlier release."""
+    prompt = _prompt(seed=5)
+    np.save(tmp_path / "sst2.npy", prompt)
+    _save_safetensors(tmp_path / "adapter_model.safetensors", {files.PEFT_KEY: prompt},
+                      {"format": "pt"})
+    (tmp_path / "old").mkdir()
+    np.save(tmp_path / "old" / "prompt.npy", prompt)
+    (tmp_path / "old" / "prompt.json").write_text(json.dumps(METADATA))
+    for path in ("sst2.npy", "adapter_model.safetensors", "old"):
+        _flip_bytes(tmp_path / (path if path != "old" else "old/prompt.npy"))
+        read = files.read_prompt(str(tmp_path / path))
+        assert read.shape == (P, D) and not np.array_equal(read, prompt)  # nothing to check
+
+
+def test_a_full_disk_is_one_line_naming_the_path(tmp_path):
+    """A real write past the process's file-size limit (EFBIG, as ENOSPC for a full disk)."""
+    prompt = _prompt(rows=64, cols=64)  # 16 KiB: over the limit below
+    metadata = {**METADATA, "prompt_length": 64, "embed_dim": 64}
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))  # Python ignores SIGXFSZ
+    try:
+        with pytest.raises(files.PromptFileError) as npy:
+            files.write_npy(prompt, str(tmp_path / "p.npy"), metadata)
+        with pytest.raises(files.PromptFileError) as peft:
+            files.write_peft(prompt, str(tmp_path / "peft"), metadata=metadata)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert str(npy.value) == (f"{tmp_path}/p.npy: File too large: the prompt could not be written "
+                              "(nothing half-written is left); free some space (or raise the "
+                              "quota or file-size limit) and run the same command again.")
+    assert str(peft.value).startswith(f"{tmp_path}/peft: File too large: the prompt could not")
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_export_removes_what_a_killed_export_left(tmp_path):
+    """A kill during an export leaves atomic_write's temporaries (and, for a directory replaced
+    over a previous export, the old one); the next export to the same place removes them."""
+    (tmp_path / ".rte.npy.tmp-k1lled01").write_bytes(b"\x93NUMPY half written")
+    (tmp_path / ".rte.json.tmp-k1lled02").write_text('{"model": ')
+    for leftover in ("peft.tmp-k1lled03", "peft.old-k1lled04"):
+        (tmp_path / leftover).mkdir()
+        (tmp_path / leftover / files.PEFT_WEIGHTS).write_bytes(b"half")
+    (tmp_path / "rte2.npy.tmp-notours").write_text("another file's name: kept")
+    prompt = _prompt(seed=6)
+    files.write_npy(prompt, str(tmp_path / "rte.npy"), METADATA)
+    files.write_peft(prompt, str(tmp_path / "peft"), metadata=METADATA)
+    assert sorted(os.listdir(tmp_path)) == ["peft", "rte.json", "rte.npy", "rte2.npy.tmp-notours"]
+    np.testing.assert_array_equal(files.read_prompt(str(tmp_path / "peft")), prompt)
+
+
 def _save_safetensors(path, tensors, metadata=None):
     from safetensors.numpy import save_file
     save_file(tensors, str(path), metadata=metadata)
@@ -214,4 +303,5 @@ def test_peft_loads_our_adapter_exactly(peft, tmp_path):
     np.testing.assert_array_equal(weight, prompt)
     from safetensors import safe_open
     with safe_open(os.path.join(directory, files.PEFT_WEIGHTS), framework="np") as f:
-        assert f.metadata() == {"format": "pt"} and list(f.keys()) == [files.PEFT_KEY]
+        assert f.metadata() == {"format": "pt", "prompt_embeddings.sha256": _sha256(prompt)}
+        assert list(f.keys()) == [files.PEFT_KEY]
