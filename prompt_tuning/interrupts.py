@@ -10,7 +10,9 @@ went on. Hence a handler of our own, installed by a command before its heavy imp
   prints `error: interrupted` and leaves at once with status 130.
 * Afterwards it raises KeyboardInterrupt, so `finally` blocks close what they hold and
   `cli.runner` prints the one line and returns 130. Raised inside a garbage collector's
-  callback it would be dropped, so there it is delivered again a moment later.
+  callback it would be dropped, so there it is delivered again a moment later; so is one that
+  Python drops anywhere else it cannot raise (a weakref callback, a `__del__`, which it reports
+  through `sys.unraisablehook`).
 * Inside `deferred()` (a checkpoint being committed) it is held until the block ends, so a
   write is whole or not started: a run interrupted there resumes from it.
 
@@ -24,6 +26,7 @@ import contextlib
 import gc
 import os
 import signal
+import sys
 import threading
 from types import FrameType
 from typing import Iterator, Optional
@@ -47,7 +50,25 @@ def install() -> None:
         signal.signal(signal.SIGINT, _handle)
     except ValueError:  # not the main thread: leave Python's handling alone
         return
+    previous = sys.unraisablehook
+
+    def redeliver_dropped(unraisable) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            _deliver_later(signal.SIGINT)
+            return
+        previous(unraisable)
+
+    sys.unraisablehook = redeliver_dropped
     _installed = True
+
+
+def _deliver_later(signum: int) -> None:
+    """SIGINT again in a moment, from another thread, once the main thread left the place
+    where it could not raise (raise_signal or interrupt_main from there would run the handler
+    again at once, still inside it)."""
+    timer = threading.Timer(RETRY_S, _thread.interrupt_main, (signum,))
+    timer.daemon = True
+    timer.start()
 
 
 def started() -> None:
@@ -75,12 +96,7 @@ def _handle(signum: int, frame: Optional[FrameType]) -> None:
         _pending = True
         return
     if _in_gc_callback(frame):
-        # Delivered again a moment later, from another thread, when the callback has returned
-        # (raise_signal or interrupt_main from here would run this handler again at once,
-        # still inside the callback).
-        timer = threading.Timer(RETRY_S, _thread.interrupt_main, (signum,))
-        timer.daemon = True
-        timer.start()
+        _deliver_later(signum)
         return
     raise KeyboardInterrupt
 

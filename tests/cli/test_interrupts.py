@@ -4,6 +4,7 @@ block that must finish (a checkpoint commit). The real commands: tests/launch/te
 import gc
 import os
 import signal
+import sys
 import time
 
 import pytest
@@ -14,6 +15,7 @@ from prompt_tuning import interrupts
 @pytest.fixture
 def handler(monkeypatch):
     previous = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)  # restored afterwards
     monkeypatch.setattr(interrupts, "_installed", False)
     monkeypatch.setattr(interrupts, "_started", False)
     interrupts.install()
