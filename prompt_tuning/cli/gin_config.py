@@ -28,7 +28,7 @@ from typing import Any, Iterable, Sequence
 import gin
 from absl import flags
 
-from prompt_tuning import atomic_write, errors
+from prompt_tuning import atomic_write, errors, shapes_only
 from prompt_tuning.cli import t5x_compat
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -63,7 +63,10 @@ def define_data_flags(values: flags.FlagValues) -> None:
 
 def apply_data_flags(values: flags.FlagValues) -> None:
     """Points seqio/TFDS at `--tfds_data_dir` (made absolute; it must exist) and adds
-    `--seqio_additional_cache_dirs` to seqio's cache directories."""
+    `--seqio_additional_cache_dirs` to seqio's cache directories. A dry run reads no data, so
+    it neither looks at nor uses them (`shapes_only`)."""
+    if shapes_only.active():
+        return
     if values.tfds_data_dir:
         from prompt_tuning import paths  # pylint: disable=import-outside-toplevel
         directory = paths.resolve(values.tfds_data_dir)

@@ -16,7 +16,7 @@ from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 
-from prompt_tuning import atomic_write, errors, paths, runtime
+from prompt_tuning import atomic_write, errors, paths, runtime, shapes_only
 from prompt_tuning.prompts import seam
 from prompt_tuning.data import pipeline
 from prompt_tuning.decoding import DecodingConfig
@@ -57,8 +57,10 @@ class EvalJobConfig:
             raise errors.UsageError(f"EVAL_OUTPUT_DIR must be a directory path, got "
                                     f"{self.output_dir!r}.")
         object.__setattr__(self, "output_dir", paths.resolve(self.output_dir))
-        paths.check_output_dir(self.output_dir, "EVAL_OUTPUT_DIR")
-        paths.check_output_file(os.path.join(self.output_dir, RESULTS_FILE), "EVAL_OUTPUT_DIR")
+        if not shapes_only.active():  # a dry run writes nothing there
+            paths.check_output_dir(self.output_dir, "EVAL_OUTPUT_DIR")
+            paths.check_output_file(os.path.join(self.output_dir, RESULTS_FILE),
+                                    "EVAL_OUTPUT_DIR")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Mapping, Optional
 
-from prompt_tuning import errors, paths
+from prompt_tuning import errors, paths, shapes_only
 from prompt_tuning.data.pipeline import DatasetConfig
 from prompt_tuning.partitioning import PartitioningConfig
 from prompt_tuning.prompts import PromptConfig
@@ -97,7 +97,7 @@ class TrainConfig:
         if not isinstance(self.model_dir, str) or not self.model_dir:
             raise errors.UsageError(f"MODEL_DIR must be a directory path, got "
                                     f"{self.model_dir!r}.")
-        if not paths.is_local(self.model_dir):
+        if not paths.is_local(self.model_dir) and not shapes_only.active():
             raise errors.UsageError(f"MODEL_DIR must be a local directory, got "
                                     f"{self.model_dir!r}.")
         object.__setattr__(self, "model_dir", paths.resolve(self.model_dir))
