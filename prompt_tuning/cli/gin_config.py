@@ -239,6 +239,7 @@ def parse(gin_files: Sequence[str], gin_bindings: Sequence[str],
         gin.add_config_file_search_path(path)
     files = [resolve_gin_file(f, paths) for f in canonical_order(gin_files)]
     check_one_prompt_file(gin_files, paths)
+    command_line_macros = [m.group(1) for m in map(_MACRO_BINDING.match, gin_bindings) if m]
     # gin logs "Path not found" at ERROR for every search path it tries before the one that
     # holds an include; a truly missing include still raises, so those lines are only noise.
     root = logging.getLogger()
@@ -251,12 +252,16 @@ def parse(gin_files: Sequence[str], gin_bindings: Sequence[str],
         gin.parse_config_files_and_bindings(files, bindings, finalize_config=True)
     except (ValueError, SyntaxError, NameError, ImportError, KeyError, TypeError,
             tokenize.TokenError) as e:
-        raise errors.UsageError(required_macro_message(_one_line(e))
-                                or f"Bad gin config: {_gin_error_text(e)}") from e
+        required = required_macro_message(_one_line(e))
+        if required:
+            # `--gin.TRAIN_STEP=10` leaves TRAIN_STEPS unset: name the typo and its closest
+            # name rather than the macro it failed to set.
+            check_macros_used(command_line_macros)
+        raise errors.UsageError(required or f"Bad gin config: {_gin_error_text(e)}") from e
     finally:
         root.setLevel(level)
     t5x_compat.import_task_module(_macro_values().get("MIXTURE_OR_TASK_MODULE"))
-    check_macros_used([m.group(1) for m in map(_MACRO_BINDING.match, gin_bindings) if m])
+    check_macros_used(command_line_macros)
 
 
 def build(configurable: Any, run_file: str = "runs/prompt_finetune.gin") -> Any:

@@ -110,6 +110,18 @@ def test_a_macro_nothing_uses_is_refused(binding, message):
         gin_config.parse(["runs/embedded_default.gin"], ["MODEL_DIR = '/x'", binding])
 
 
+@pytest.mark.parametrize("typo, meant", [("TRAIN_STEP = 10", "TRAIN_STEPS"),
+                                          ("MODELDIR = '/runs/x'", "MODEL_DIR")])
+def test_a_typo_for_a_required_macro_names_the_typo_first(typo, meant):
+    """The misspelt macro leaves the required one unset: the typo is what to fix."""
+    given = [b for b in RUNS["runs/prompt_finetune.gin"][1] if not b.startswith(meant + " ")]
+    with pytest.raises(errors.UsageError) as raised:
+        gin_config.parse(["models/t5_1_1_tiny_prompt.gin", "prompts/random_uniform.gin",
+                          "runs/prompt_finetune.gin"], TASK + given + [typo])
+    assert str(raised.value) == (f"gin macro {typo.split()[0]} is set but nothing in this "
+                                 f"command's config uses it. Did you mean {meant}?")
+
+
 def test_every_combination_of_kinds_parses_in_any_order():
     files = ["models/t5_1_1_tiny_prompt.gin", "prompts/random_uniform.gin",
              "runs/prompt_finetune.gin"]
