@@ -28,7 +28,7 @@ from typing import Any, Iterable, Sequence
 import gin
 from absl import flags
 
-from prompt_tuning import atomic_write, errors, shapes_only
+from prompt_tuning import atomic_write, errors, shapes_only, text_lines
 from prompt_tuning.cli import t5x_compat
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -145,9 +145,10 @@ def _prompt_files(gin_files: Sequence[str], search_paths: Sequence[str]) -> dict
         visited.add(path)
         if _kind_rank(name) == _KIND_ORDER.index("prompts/"):
             found.setdefault(path, name if via == name else f"{name}, included by {via}")
-        with open(path) as f:
-            for included in _INCLUDE.findall(f.read()):
-                visit(included, via)
+        # Every file given or included is read here first: a byte that is not UTF-8 is
+        # named with its file and line (gin would say only which byte).
+        for included in _INCLUDE.findall(text_lines.read_utf8(path, errors.UsageError)):
+            visit(included, via)
 
     for name in gin_files:
         visit(name, name)

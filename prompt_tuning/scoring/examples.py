@@ -6,7 +6,7 @@ import json
 import os
 from typing import Any, Callable, NamedTuple, Optional, Sequence
 
-from prompt_tuning import errors
+from prompt_tuning import errors, text_lines
 
 
 class Example(NamedTuple):
@@ -30,10 +30,9 @@ def read_examples(path: str, vocabulary: Callable[[], Any]) -> list[Example]:
     if not os.path.isfile(path):
         raise errors.UserError(f"--inputs file {path} does not exist.")
     examples = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if line.strip():
-                examples.append(_parse_line(line, f"{path}:{number}", vocabulary, number))
+    for number, line in text_lines.utf8_lines(path):
+        if line.strip():
+            examples.append(_parse_line(line, f"{path}:{number}", vocabulary, number))
     if not examples:
         raise errors.UserError(f"--inputs file {path} holds no examples.")
     return examples
