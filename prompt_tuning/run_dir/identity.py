@@ -13,7 +13,7 @@ import os
 import tempfile
 from typing import Any, Mapping, Optional
 
-from prompt_tuning import atomic_write
+from prompt_tuning import atomic_write, paths
 from prompt_tuning.errors import RunDirError
 from prompt_tuning.run_dir.lock import LOCK_FILE
 
@@ -64,6 +64,7 @@ def check_model_dir(model_dir: str, run_description: Mapping[str, Any]) -> list[
 
     Returns notes worth showing the user (e.g. how writability was decided).
     """
+    paths.check_no_dangling_link(model_dir, "MODEL_DIR")
     probe = model_dir
     while not os.path.exists(probe):
         parent = os.path.dirname(os.path.abspath(probe))
