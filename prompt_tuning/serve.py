@@ -92,6 +92,9 @@ def main(argv: Sequence[str]) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((values.host, values.port))
         host, port = sock.getsockname()[:2]
+        # Listening before the line is printed: a client that connects as soon as it reads the
+        # line is queued until uvicorn accepts, not refused.
+        sock.listen(config.backlog)
         print(f"serving {len(prompts)} prompt(s) {sorted(prompts)} on http://{host}:{port}",
               flush=True)
         server.run(sockets=[sock])
