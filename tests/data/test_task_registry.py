@@ -107,7 +107,7 @@ def test_task_definitions():
         assert before == ([glue_text.rekey_axb] if name == "super_glue_axb_v102" else [])
         assert callable(text) and tokenize is seqio.preprocessors.tokenize
         assert isinstance(cache, seqio.CacheDatasetPlaceholder)
-        assert eos is seqio.preprocessors.append_eos_after_trim
+        assert eos is truncation.append_eos_after_trim  # seqio's, counting what it cuts
         for feature in task.output_features.values():
             assert feature.add_eos and feature.vocabulary.vocab_size == 32100
     assert tasks.get_label_classes("super_glue_cb_v102") == (
