@@ -15,7 +15,7 @@ import seqio
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from prompt_tuning.data import glue_text, postprocessors, tasks  # importing tasks registers all
+from prompt_tuning.data import glue_text, postprocessors, tasks, truncation  # tasks registers all
 
 SG = ("boolq", "cb", "copa", "multirc", "record", "rte", "wic", "axb", "axg")
 SUPER_GLUE = tuple(f"super_glue_{c}_v102" for c in SG) + (
