@@ -53,4 +53,5 @@ def base_model(model: Optional[str], given: Optional[str]) -> tuple[Optional[str
             return directory, None
     return None, (f"the adapter names no base model: {model or 'the checkpoint'} is not a Hugging "
                   "Face T5 directory. For AutoPeftModelForSeq2SeqLM, convert it with "
-                  "convert_checkpoint --to=huggingface and export again with --base_model=THAT_DIR.")
+                  "convert_checkpoint --to=huggingface and export again with "
+                  "--base_model=THAT_DIR.")

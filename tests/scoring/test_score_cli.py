@@ -316,8 +316,9 @@ def test_output_that_is_the_inputs_file_is_refused_before_reading(tiny_checkpoin
     if how == "hard_link":
         os.link(inputs, output)
     monkeypatch.chdir(tmp_path)
-    result = runner.run_in_process(MODULE, f"--checkpoint={tiny_checkpoints['paths']['huggingface']}",
-                                   f"--inputs={inputs}", f"--output={output}")
+    checkpoint = tiny_checkpoints["paths"]["huggingface"]
+    result = runner.run_in_process(MODULE, f"--checkpoint={checkpoint}", f"--inputs={inputs}",
+                                   f"--output={output}")
     _assert_one_line_error(result, f"is the --inputs file {inputs}: the scores would replace the "
                            "examples; give another --output.", code=2)
     assert inputs.read_bytes() == b"\xff not even UTF-8: the file must not be read\n"
