@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 import numpy as np
 
@@ -79,19 +80,24 @@ def time_score(checkpoint: str, workdir: str) -> dict:
             "tensorflow_loaded": tensorflow == "True"}
 
 
-def time_serve(checkpoint: str, width: int, workdir: str) -> dict:
-    import httpx  # pylint: disable=import-outside-toplevel
+def post_json(url: str, body: dict, timeout: float) -> dict:
+    """POSTs `body` as JSON and returns the JSON answer; an error status raises (urllib, from
+    the standard library: the benchmark runs in the package's own venv, without test extras)."""
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.load(response)
 
+
+def time_serve(checkpoint: str, width: int, workdir: str) -> dict:
     prompt = os.path.join(workdir, "prompt.npy")
     np.save(prompt, np.random.default_rng(0).normal(size=(20, width)).astype(np.float32))
     t0 = time.perf_counter()
     proc, base = start_server(checkpoint, [f"--prompt=a={prompt}"])
     ready = time.perf_counter() - t0
     try:
-        response = httpx.post(f"{base}/generate", json={"prompt": "a", "max_decode_length": 4,
-                                                        "inputs": "sentence: a fine film"},
-                              timeout=300)
-        response.raise_for_status()
+        post_json(f"{base}/generate", {"prompt": "a", "max_decode_length": 4,
+                                       "inputs": "sentence: a fine film"}, timeout=300)
         answered = time.perf_counter() - t0
         out = {"ready_s": round(ready, 2), "first_answer_s": round(answered, 2),
                "peak_rss_mib": round(_peak_rss_mib(proc.pid), 1),

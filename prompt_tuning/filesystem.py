@@ -162,9 +162,11 @@ def read_text(path: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
+        line_start = data.rfind(b"\n", 0, e.start) + 1
         line = data[:e.start].count(b"\n") + 1
-        raise errors.UserError(f"{path}, line {line}: not valid UTF-8 ({e.reason} at byte "
-                               f"{e.start}).") from None
+        raise errors.UserError(f"{path}:{line}: not valid UTF-8 (byte 0x{data[e.start]:02x} at "
+                               f"column {e.start - line_start + 1}); save the file as UTF-8."
+                               ) from None
 
 
 def write_bytes(path: str, data: bytes) -> None:

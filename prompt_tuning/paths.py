@@ -52,6 +52,22 @@ def _blocking_file(path: str) -> Optional[str]:
     return parent if parent and not os.path.isdir(parent) else None
 
 
+def check_no_dangling_link(path: str, what: str) -> None:
+    """Refuses `path` when it, or a parent, is a symbolic link to nothing: creating it would
+    fail with a bare "File exists"."""
+    probe = os.path.abspath(path)
+    while True:
+        if os.path.islink(probe) and not os.path.exists(probe):
+            target = os.path.join(os.path.dirname(probe), os.readlink(probe))
+            where = "" if probe == os.path.abspath(path) else f": {probe}"
+            raise errors.UserError(f"{what} {path}{where} is a dangling symbolic link to "
+                                   f"{os.path.normpath(target)}; create that or remove the link.")
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            return
+        probe = parent
+
+
 def check_output_file(path: str, what: str) -> None:
     """`what` (e.g. "--output") may be written as a file at `path`: not a directory, and no
     regular file stands where one of its parent directories would be created."""
@@ -59,6 +75,7 @@ def check_output_file(path: str, what: str) -> None:
         if filesystem.isdir(path):
             raise errors.UserError(f"{what} {path} is a directory; give a file path.")
         return
+    check_no_dangling_link(path, what)
     if os.path.isdir(path):
         raise errors.UserError(f"{what} {path} is a directory; give a file path.")
     blocking = _blocking_file(path)
@@ -73,6 +90,7 @@ def check_output_dir(path: str, what: str) -> None:
         if filesystem.isfile(path):
             raise errors.UserError(f"{what} {path} exists and is a file; give a directory path.")
         return
+    check_no_dangling_link(path, what)
     if os.path.exists(path) and not os.path.isdir(path):
         raise errors.UserError(f"{what} {path} exists and is a file; give a directory path.")
     blocking = _blocking_file(path)

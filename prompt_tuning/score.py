@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from typing import Any, Optional, Sequence
 
 from absl import flags
@@ -65,14 +66,15 @@ def main(argv: Sequence[str]) -> None:
             raise errors.UsageError(f"--{name} is required.")
     if values.batch_size <= 0:
         raise errors.UsageError(f"--batch_size must be positive, got {values.batch_size}.")
-    output = paths.resolve(values.output)
+    output, inputs = paths.resolve(values.output), paths.resolve(values.inputs)
     paths.check_output_file(output, "--output")
+    check_not_the_inputs(output, inputs)
     # Everything that reads only small files is checked before the checkpoint is loaded.
     vocabulary = functools.lru_cache(None)(lambda: vocab.get_vocabulary(values.vocab))
     if values.vocab:
         vocabulary()
     unnamed, named = parse_prompt_flags(values.prompt)
-    examples = scoring.read_examples(paths.resolve(values.inputs), vocabulary)
+    examples = scoring.read_examples(inputs, vocabulary)
     examples = assign_prompts(examples, named)
     from prompt_tuning.prompts import files  # pylint: disable=import-outside-toplevel
     given_prompt = files.read_prompt(unnamed) if unnamed else None
@@ -102,6 +104,20 @@ def main(argv: Sequence[str]) -> None:
     if placement.is_primary:
         atomic_write.write_text_atomically(output, "".join(json.dumps(r) + "\n" for r in results))
     print(f"scored {len(results)} examples -> {output}")
+
+
+def check_not_the_inputs(output: str, inputs: str) -> None:
+    """Refuses an --output that is the --inputs file (by another name or a symbolic link too):
+    writing the scores would replace the examples."""
+    if filesystem.is_remote(output) or filesystem.is_remote(inputs):
+        same = output.rstrip("/") == inputs.rstrip("/")
+    else:
+        same = os.path.realpath(output) == os.path.realpath(inputs)
+        if not same and os.path.exists(output) and os.path.exists(inputs):
+            same = os.path.samefile(output, inputs)  # a hard link
+    if same:
+        raise errors.UsageError(f"--output {output} is the --inputs file {inputs}: the scores "
+                                "would replace the examples; give another --output.")
 
 
 def parse_prompt_flags(specs: Sequence[str]) -> tuple[Optional[str], dict[str, str]]:

@@ -13,8 +13,9 @@ r"""Prompt-tunes a frozen T5, T5X style.
 The resolved config is saved as MODEL_DIR/config.gin. Killed and started again with the same
 command, a run resumes from its last checkpoint.
 
---dry_run compiles the train step for the mesh from shapes alone (no checkpoint or data read,
-nothing written) and says whether it fits the devices' memory:
+--dry_run compiles the train step for the mesh from shapes alone (no path given is looked at:
+the checkpoint, the data, MODEL_DIR may be gs:// or not there yet; nothing is written) and says
+whether it fits the devices' memory:
   XLA_FLAGS=--xla_force_host_platform_device_count=32 python -m prompt_tuning.train \
     --gin_file=models/t5_1_1_xxl_prompt.gin ... \
     --gin.partitioning.PjitPartitioner.model_parallel_submesh='(4, 4, 1, 2)' \
@@ -33,7 +34,7 @@ from typing import Any, Sequence
 
 from absl import flags
 
-from prompt_tuning import cli
+from prompt_tuning import cli, shapes_only
 from prompt_tuning.cli import distributed, dry_run, gin_config
 
 
@@ -85,12 +86,13 @@ def main(argv: Sequence[str]) -> None:
 
     values = cli.parse_flags(gin_config.rewrite_gin_args(argv), define_flags, __doc__)
     distributed.initialize(values)
-    gin_config.apply_flags(values, "train")
     dry_run.check_flags(values)
-    config = gin_config.build(TrainConfig)
-    if values.dry_run:
-        report_dry_run(config, values.device_memory_gib)
-        return
+    with shapes_only.building(values.dry_run):  # a dry run looks at no path it was given
+        gin_config.apply_flags(values, "train")
+        config = gin_config.build(TrainConfig)
+        if values.dry_run:
+            report_dry_run(config, values.device_memory_gib)
+            return
     summary = run_training(config)
     print_summary(summary)
 

@@ -28,7 +28,7 @@ from typing import Any, Iterable, Sequence
 import gin
 from absl import flags
 
-from prompt_tuning import atomic_write, errors
+from prompt_tuning import atomic_write, errors, shapes_only, text_lines
 from prompt_tuning.cli import t5x_compat
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -63,7 +63,10 @@ def define_data_flags(values: flags.FlagValues) -> None:
 
 def apply_data_flags(values: flags.FlagValues) -> None:
     """Points seqio/TFDS at `--tfds_data_dir` (made absolute; it must exist) and adds
-    `--seqio_additional_cache_dirs` to seqio's cache directories."""
+    `--seqio_additional_cache_dirs` to seqio's cache directories. A dry run reads no data, so
+    it neither looks at nor uses them (`shapes_only`)."""
+    if shapes_only.active():
+        return
     if values.tfds_data_dir:
         from prompt_tuning import filesystem, paths  # pylint: disable=import-outside-toplevel
         directory = paths.resolve(values.tfds_data_dir)
@@ -142,9 +145,10 @@ def _prompt_files(gin_files: Sequence[str], search_paths: Sequence[str]) -> dict
         visited.add(path)
         if _kind_rank(name) == _KIND_ORDER.index("prompts/"):
             found.setdefault(path, name if via == name else f"{name}, included by {via}")
-        with open(path) as f:
-            for included in _INCLUDE.findall(f.read()):
-                visit(included, via)
+        # Every file given or included is read here first: a byte that is not UTF-8 is
+        # named with its file and line (gin would say only which byte).
+        for included in _INCLUDE.findall(text_lines.read_utf8(path, errors.UsageError)):
+            visit(included, via)
 
     for name in gin_files:
         visit(name, name)
@@ -236,6 +240,7 @@ def parse(gin_files: Sequence[str], gin_bindings: Sequence[str],
         gin.add_config_file_search_path(path)
     files = [resolve_gin_file(f, paths) for f in canonical_order(gin_files)]
     check_one_prompt_file(gin_files, paths)
+    command_line_macros = [m.group(1) for m in map(_MACRO_BINDING.match, gin_bindings) if m]
     # gin logs "Path not found" at ERROR for every search path it tries before the one that
     # holds an include; a truly missing include still raises, so those lines are only noise.
     root = logging.getLogger()
@@ -248,12 +253,16 @@ def parse(gin_files: Sequence[str], gin_bindings: Sequence[str],
         gin.parse_config_files_and_bindings(files, bindings, finalize_config=True)
     except (ValueError, SyntaxError, NameError, ImportError, KeyError, TypeError,
             tokenize.TokenError) as e:
-        raise errors.UsageError(required_macro_message(_one_line(e))
-                                or f"Bad gin config: {_gin_error_text(e)}") from e
+        required = required_macro_message(_one_line(e))
+        if required:
+            # `--gin.TRAIN_STEP=10` leaves TRAIN_STEPS unset: name the typo and its closest
+            # name rather than the macro it failed to set.
+            check_macros_used(command_line_macros)
+        raise errors.UsageError(required or f"Bad gin config: {_gin_error_text(e)}") from e
     finally:
         root.setLevel(level)
     t5x_compat.import_task_module(_macro_values().get("MIXTURE_OR_TASK_MODULE"))
-    check_macros_used([m.group(1) for m in map(_MACRO_BINDING.match, gin_bindings) if m])
+    check_macros_used(command_line_macros)
 
 
 def build(configurable: Any, run_file: str = "runs/prompt_finetune.gin") -> Any:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 
 from prompt_tuning import paths
-from prompt_tuning.data import metrics, postprocessors, variants, vocab
+from prompt_tuning.data import metrics, postprocessors, truncation, variants, vocab
 from prompt_tuning.data.tensorflow_quiet import seqio, tf
 
 DATA_DIR = os.path.join(paths.ASSETS_DIR, "builtin")
@@ -78,7 +78,7 @@ def register(vocabulary=None) -> None:
     for label_name in LABELS:
         text = text_preprocessor(label_name)
         steps = [text, seqio.preprocessors.tokenize, seqio.CacheDatasetPlaceholder(),
-                 seqio.preprocessors.append_eos_after_trim]
+                 truncation.append_eos_after_trim]
         for name, preprocessors in ((f"builtin_{label_name}", steps),
                                     (f"taskless_builtin_{label_name}",
                                      variants.taskless(steps, text))):

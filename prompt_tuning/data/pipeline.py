@@ -120,13 +120,21 @@ def batches(config: DatasetConfig, start_step: int = 0, shard_id: int = 0,
 
     The order is a pure function of the config, so skipping `start_step` batches of a fresh
     pipeline lands exactly where an interrupted run stopped.
+
+    Once the first batch is read, one `note:` line says how many of the examples read so far
+    (the tf.data pipeline reads ahead) TASK_FEATURE_LENGTHS cut short, if any (`truncation`).
     """
+    from prompt_tuning.data import truncation  # pylint: disable=import-outside-toplevel
+
     if config.batch_size % num_shards:
         raise errors.UsageError(f"batch size {config.batch_size} is not divisible by the "
                                 f"{num_shards} hosts.")
     rows = config.batch_size // num_shards
     mine = slice(shard_id * rows, (shard_id + 1) * rows)
-    dataset = get_dataset(config).skip(start_step)
-    for batch in dataset.as_numpy_iterator():
+    with truncation.counting(truncation.Truncation()) as cut:
+        dataset = get_dataset(config).skip(start_step)
+    for index, batch in enumerate(dataset.as_numpy_iterator()):
+        if index == 0:
+            cut.note(config.task_feature_lengths, "training")
         yield {k: np.asarray(batch[k][mine], np.int32)
                for k in (*FEATURES, PROMPT_IDS) if k in batch}

@@ -158,6 +158,82 @@ def _serve_downloads_from(builder: Any, raw_dir: str) -> None:
     builder._make_download_manager = make  # pylint: disable=protected-access
 
 
+REACH_TIMEOUT_S = 5.0
+
+
+def _unreachable(url: str) -> Optional[str]:
+    """Why `url`'s host gives no answer (one HEAD request, no retries, `REACH_TIMEOUT_S`), or
+    None when it answers at all (any status: the download itself says what is wrong)."""
+    try:
+        requests.head(url, timeout=REACH_TIMEOUT_S, allow_redirects=False)
+    except requests.Timeout:
+        return f"no answer within {REACH_TIMEOUT_S:g} s"
+    except requests.RequestException as e:
+        text = str(e)
+        if "NameResolution" in text or "Name or service not known" in text:
+            return "its name does not resolve"
+        return "refused" if "refused" in text else "no connection"
+    return None
+
+
+def _check_hosts_first(builder: Any, dataset_name: str) -> None:
+    """Makes `builder`'s downloads first check, once per host, that the host answers: offline,
+    TFDS's own retries take minutes (with back-off) before failing. Unreachable, one DataError
+    names the host and the files to put in --raw_dir. Uses the same private hook as
+    `_serve_downloads_from`, on this builder object only."""
+    make = builder._make_download_manager  # pylint: disable=protected-access
+    checked: dict[str, Optional[str]] = {}
+
+    def check(url_or_urls: Any) -> None:
+        urls = [u for u in map(_url, tf.nest.flatten(url_or_urls)) if u.startswith("http")]
+        for url in urls:
+            host = urllib.parse.urlparse(url).netloc
+            if host not in checked:
+                checked[host] = _unreachable(url)
+            if checked[host]:
+                files = ", ".join(f"{raw_file_name(u, builder.url_infos)} (from {u})"
+                                  for u in urls)
+                raise errors.DataError(
+                    f"cannot download {dataset_name}: {host} cannot be reached "
+                    f"({checked[host]}). Without internet, download its files elsewhere and "
+                    f"pass {RAW_DIR_FLAG}=DIR holding them under their names: {files}")
+
+    def make_checked(*args: Any, **kwargs: Any) -> Any:
+        manager = make(*args, **kwargs)
+        for name in ("download", "download_and_extract"):
+            original = getattr(manager, name)
+
+            def checked_call(url_or_urls: Any, *rest: Any, _original=original, **options: Any):
+                check(url_or_urls)
+                return _original(url_or_urls, *rest, **options)
+
+            setattr(manager, name, checked_call)
+        return manager
+
+    builder._make_download_manager = make_checked  # pylint: disable=protected-access
+
+
+def _directories(root: str) -> set[str]:
+    """Every directory under `root`, itself included if it exists."""
+    return {d for d, _, _ in os.walk(root)}
+
+
+def _remove_new_directories(root: str, before: set[str]) -> None:
+    """After a failed online build: removes what it left under `root` (TFDS's download cache)
+    that was not there `before`: empty directories, and the `*.tmp.*` directories of its
+    unfinished downloads. Earlier downloads stay cached."""
+    for directory, _, _ in sorted(os.walk(root, topdown=False), key=lambda w: -len(w[0])):
+        if directory in before:
+            continue
+        if ".tmp." in os.path.basename(directory):
+            shutil.rmtree(directory, ignore_errors=True)
+            continue
+        try:
+            os.rmdir(directory)  # only when empty
+        except OSError:
+            pass
+
+
 def open_builder(dataset_name: str, data_dir: str) -> Any:
     """The TFDS builder of `dataset_name` reading `data_dir` (nothing is written)."""
     try:
@@ -236,7 +312,9 @@ def prepare(dataset_name: str, data_dir: str, raw_dir: Optional[str] = None) -> 
     Without `raw_dir` the builder downloads its upstream files (cached in `data_dir/downloads`,
     as TFDS does); with it, the files come from `raw_dir` (`RawDirDownloadManager`) and nothing
     touches the network. A dataset prepared already is left alone (`Prepared.already`).
-    On failure nothing is left in `data_dir` but the download cache of an online build.
+    Online, each upstream host is first checked to answer (`_check_hosts_first`): offline,
+    the build fails in seconds, not after minutes of retries.
+    On failure nothing is left in `data_dir` but the files an online build downloaded.
     """
     data_dir = os.fspath(data_dir)
     if raw_dir is not None and not os.path.isdir(raw_dir):
@@ -250,17 +328,21 @@ def prepare(dataset_name: str, data_dir: str, raw_dir: Optional[str] = None) -> 
     relative = os.path.relpath(os.fspath(builder.data_dir), data_dir)
     created = _make_dirs(data_dir)
     staging = tempfile.mkdtemp(prefix=".prepare-", dir=data_dir)
+    download_dir = (os.path.join(staging, "downloads") if raw_dir is not None
+                    else os.path.join(data_dir, "downloads"))
+    cached = _directories(download_dir)
     try:
         staged = tfds.builder(dataset_name, data_dir=staging)
         if raw_dir is not None:
             _serve_downloads_from(staged, raw_dir)
-        download_dir = (os.path.join(staging, "downloads") if raw_dir is not None
-                        else os.path.join(data_dir, "downloads"))
+        else:
+            _check_hosts_first(staged, dataset_name)
         # try_download_gcs: build from the sources, never fetch TFDS's prepared copy instead.
         staged.download_and_prepare(
             download_dir=download_dir,
             download_config=tfds.download.DownloadConfig(try_download_gcs=False))
     except BaseException as e:  # Ctrl-C too: leave nothing
+        _remove_new_directories(download_dir, cached)
         _discard(staging, created)
         if isinstance(e, errors.UserError) or not isinstance(e, Exception):
             raise

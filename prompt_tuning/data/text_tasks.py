@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-from prompt_tuning.data import examples, variants
+from prompt_tuning.data import examples, truncation, variants
 from prompt_tuning.data.tensorflow_quiet import seqio
 
 Preprocessor = Callable
@@ -53,7 +53,7 @@ def task_indices(configs: Sequence[str], aliases: Mapping[str, str]) -> dict[str
 def text_to_tokens(task: TextTask) -> list:
     """The T5 preprocessor chain: [before_text] -> text -> tokenize -> cache -> EOS after trim."""
     return [*task.before_text, task.text_preprocessor, seqio.preprocessors.tokenize,
-            seqio.CacheDatasetPlaceholder(), seqio.preprocessors.append_eos_after_trim]
+            seqio.CacheDatasetPlaceholder(), truncation.append_eos_after_trim]
 
 
 def _taskless(task: TextTask, steps: list) -> list:

@@ -52,6 +52,7 @@ class TaskEvaluator:
     def __init__(self, config: EvalConfig, task_feature_lengths: Mapping[str, int],
                  make_predictor: Callable[[Any], predictors.Predictor], vocabulary: Any,
                  placement: Optional[Placement] = None, params_shardings: Any = None):
+        from prompt_tuning.data import truncation  # pylint: disable=import-outside-toplevel
         from prompt_tuning.data.tensorflow_quiet import seqio  # pylint: disable=import-outside-toplevel
 
         self.config = config
@@ -64,11 +65,14 @@ class TaskEvaluator:
         self._predictors = {}
         self.samples: dict[str, dict[str, str]] = {}
         for task in subtasks(config.mixture_or_task_name):
-            self._evaluators[task.name] = seqio.Evaluator(
-                task.name, seqio.EncDecFeatureConverter(pack=False), eval_split=config.split,
-                use_cached=config.use_cached,
-                sequence_length=dict(task_feature_lengths), num_examples=config.num_examples,
-                logger_cls=(), use_memory_cache=True)
+            # seqio's Evaluator reads (and caches) the whole split here: what was cut is known.
+            with truncation.counting(truncation.Truncation()) as cut:
+                self._evaluators[task.name] = seqio.Evaluator(
+                    task.name, seqio.EncDecFeatureConverter(pack=False), eval_split=config.split,
+                    use_cached=config.use_cached,
+                    sequence_length=dict(task_feature_lengths), num_examples=config.num_examples,
+                    logger_cls=(), use_memory_cache=True)
+            cut.note(task_feature_lengths, f"{task.name} {config.split}")
             predictor = make_predictor(task)
             self._predictors[task.name] = (
                 jax.jit(predictor) if placement is None

@@ -15,9 +15,9 @@ from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 
-from prompt_tuning import atomic_write, errors, filesystem, paths, runtime
+from prompt_tuning import atomic_write, errors, filesystem, paths, runtime, shapes_only
 from prompt_tuning.prompts import seam
-from prompt_tuning.data import pipeline
+from prompt_tuning.data import pipeline, truncation
 from prompt_tuning.decoding import DecodingConfig
 from prompt_tuning.evaluation import evaluator as evaluator_lib
 from prompt_tuning.evaluation import predictors
@@ -56,9 +56,10 @@ class EvalJobConfig:
             raise errors.UsageError(f"EVAL_OUTPUT_DIR must be a directory path, got "
                                     f"{self.output_dir!r}.")
         object.__setattr__(self, "output_dir", paths.resolve(self.output_dir))
-        paths.check_output_dir(self.output_dir, "EVAL_OUTPUT_DIR")
-        paths.check_output_file(filesystem.join(self.output_dir, RESULTS_FILE),
-                                "EVAL_OUTPUT_DIR")
+        if not shapes_only.active():  # a dry run writes nothing there
+            paths.check_output_dir(self.output_dir, "EVAL_OUTPUT_DIR")
+            paths.check_output_file(filesystem.join(self.output_dir, RESULTS_FILE),
+                                    "EVAL_OUTPUT_DIR")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,7 +244,9 @@ def infer(config: InferJobConfig) -> int:
     predict = placement.jit_predict(predictor, shardings)
     text = lambda row: vocabulary.decode(vocab.ids_before_eos(row, vocabulary))  # noqa: E731
     lines: list[str] = []
-    for batch in pipeline.get_dataset(dataset, num_epochs=1).as_numpy_iterator():
+    with truncation.counting(truncation.Truncation()) as cut:
+        read = pipeline.get_dataset(dataset, num_epochs=1)
+    for batch in read.as_numpy_iterator():
         real = batch["encoder_input_tokens"].shape[0]
         padded = {k: np.pad(v, [(0, dataset.batch_size - real)] + [(0, 0)] * (v.ndim - 1))
                   for k, v in batch.items()}
@@ -256,6 +259,7 @@ def infer(config: InferJobConfig) -> int:
                                      "targets": text(batch["decoder_target_tokens"][i])}))
         if config.num_examples is not None and len(lines) >= config.num_examples:
             break
+    cut.note(dataset.task_feature_lengths, f"{dataset.split}")
     if placement.is_primary:
         atomic_write.write_text_atomically(config.output_file,
                                            "".join(line + "\n" for line in lines))

@@ -145,10 +145,16 @@ def prompt_from_file(path: str) -> tuple[np.ndarray, dict[str, Any]]:
 
 
 def export(prompt: np.ndarray, metadata: dict[str, Any], fmt: str, output: str,
-           overwrite: bool = False) -> str:
-    """Writes `prompt` as `fmt` ("npy" or "peft") at `output`, atomically; returns the path."""
+           overwrite: bool = False, base_model: Optional[str] = None) -> str:
+    """Writes `prompt` as `fmt` ("npy" or "peft") at `output`, atomically; returns the path.
+    A PEFT adapter names a base model Hugging Face can load (`peft_base`; `base_model` is
+    `--base_model`), or says in a note why it names none."""
+    from prompt_tuning import notes  # pylint: disable=import-outside-toplevel
+    from prompt_tuning.export import peft_base  # pylint: disable=import-outside-toplevel
     from prompt_tuning.prompts import files  # pylint: disable=import-outside-toplevel
 
+    base, base_note = (peft_base.base_model(metadata.get("model"), base_model)
+                       if fmt == "peft" else (None, None))
     output = paths.resolve(output)
     if fmt == "npy":
         if not output.endswith(".npy"):
@@ -162,6 +168,8 @@ def export(prompt: np.ndarray, metadata: dict[str, Any], fmt: str, output: str,
     if fmt == "npy":
         files.write_npy(prompt, output, metadata)
     else:
-        files.write_peft(prompt, output, base_model_name_or_path=metadata.get("model"),
-                         metadata=metadata, overwrite=overwrite)
+        files.write_peft(prompt, output, base_model_name_or_path=base, metadata=metadata,
+                         overwrite=overwrite)
+        if base_note:
+            notes.note(base_note)
     return output

@@ -13,7 +13,7 @@ import os
 import tempfile
 from typing import Any, Mapping, Optional
 
-from prompt_tuning import atomic_write, filesystem
+from prompt_tuning import atomic_write, filesystem, paths
 from prompt_tuning.errors import RunDirError
 from prompt_tuning.run_dir.lock import LOCK_FILE
 
@@ -67,6 +67,7 @@ def check_model_dir(model_dir: str, run_description: Mapping[str, Any]) -> list[
     if filesystem.is_remote(model_dir):
         _check_contents(model_dir, run_description)  # a bucket we cannot write fails on write
         return []
+    paths.check_no_dangling_link(model_dir, "MODEL_DIR")
     probe = model_dir
     while not os.path.exists(probe):
         parent = os.path.dirname(os.path.abspath(probe))

@@ -29,9 +29,18 @@ def module_dir(name: str) -> Optional[str]:
     return os.path.dirname(os.path.abspath(spec.origin))
 
 
+USAGE = "usage: python -m prompt_tuning.scripts.find_module MODULE"
+
+
 def main(argv: Sequence[str]) -> int:
+    if len(argv) == 2 and argv[1] in ("-h", "--help", "-help", "--helpfull"):
+        print(f"{USAGE}\n\n{__doc__.strip()}")
+        return 0
     if len(argv) != 2 or not argv[1]:
-        print("error: usage: python -m prompt_tuning.scripts.find_module MODULE", file=sys.stderr)
+        print(f"error: {USAGE}", file=sys.stderr)
+        return 2
+    if argv[1].startswith("-"):  # no module name starts with '-': a flag we do not have
+        print(f"error: unknown flag {argv[1]} ({USAGE}; --help says more)", file=sys.stderr)
         return 2
     directory = module_dir(argv[1])
     if directory is None:

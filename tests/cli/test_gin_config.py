@@ -110,6 +110,32 @@ def test_a_macro_nothing_uses_is_refused(binding, message):
         gin_config.parse(["runs/embedded_default.gin"], ["MODEL_DIR = '/x'", binding])
 
 
+@pytest.mark.parametrize("typo, meant", [("TRAIN_STEP = 10", "TRAIN_STEPS"),
+                                          ("MODELDIR = '/runs/x'", "MODEL_DIR")])
+def test_a_typo_for_a_required_macro_names_the_typo_first(typo, meant):
+    """The misspelt macro leaves the required one unset: the typo is what to fix."""
+    given = [b for b in RUNS["runs/prompt_finetune.gin"][1] if not b.startswith(meant + " ")]
+    with pytest.raises(errors.UsageError) as raised:
+        gin_config.parse(["models/t5_1_1_tiny_prompt.gin", "prompts/random_uniform.gin",
+                          "runs/prompt_finetune.gin"], TASK + given + [typo])
+    assert str(raised.value) == (f"gin macro {typo.split()[0]} is set but nothing in this "
+                                 f"command's config uses it. Did you mean {meant}?")
+
+
+@pytest.mark.parametrize("included", [False, True])
+def test_a_gin_file_that_is_not_utf8_is_named_with_its_line(tmp_path, included):
+    mine = tmp_path / "mine.gin"
+    mine.write_bytes(b"# my settings\nEVAL_PERIOD = 5  # caf\xe9\n")
+    given = mine
+    if included:
+        given = tmp_path / "outer.gin"
+        given.write_text(f"include '{mine}'\n")
+    with pytest.raises(errors.UsageError) as raised:
+        gin_config.parse(["runs/embedded_default.gin", str(given)], ["MODEL_DIR = '/x'"])
+    assert str(raised.value) == (f"{mine}:2: not valid UTF-8 (byte 0xe9 at column 23); save "
+                                 "the file as UTF-8.")
+
+
 def test_every_combination_of_kinds_parses_in_any_order():
     files = ["models/t5_1_1_tiny_prompt.gin", "prompts/random_uniform.gin",
              "runs/prompt_finetune.gin"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import zipfile
 
 import pytest
@@ -194,6 +195,31 @@ def test_a_missing_raw_file_is_named_with_its_url(tmp_path):
         result, 1, f"--raw_dir {tmp_path / 'raw'} lacks RTE.zip (from {RTE_URL}): put the "
         f"upstream file there or in {tmp_path / 'raw' / 'super_glue'} under that name",
         tmp_path / "tfds")
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_offline_without_raw_dir_fails_fast_and_leaves_nothing(tmp_path, cached):
+    """Without internet TFDS retried for minutes and left empty `downloads/*.tmp.*` folders;
+    now one line in seconds names the archives for --raw_dir. A download cache that was there
+    before stays as it was."""
+    data_dir = tmp_path / "tfds"
+    if cached:
+        (data_dir / "downloads" / "glue").mkdir(parents=True)
+        (data_dir / "downloads" / "glue" / "earlier.zip").write_text("kept")
+    def tree():  # paths and file contents (a folder's mtime changes when an entry comes and goes)
+        return {path: entry[3] for path, entry in snapshot(str(data_dir)).items()}
+
+    before = tree()
+    start = time.monotonic()
+    result = run_subprocess(MODULE, "--tasks=super_glue_rte_v102", f"--tfds_data_dir={data_dir}",
+                            env=_no_network_env(tmp_path), timeout=120)
+    assert time.monotonic() - start < 60, "offline failure took as long as TFDS's retries"
+    message = ("error: cannot download super_glue/rte:1.0.2: dl.fbaipublicfiles.com cannot be "
+               "reached (no connection). Without internet, download its files elsewhere and "
+               f"pass --raw_dir=DIR holding them under their names: RTE.zip (from {RTE_URL})")
+    assert (result.returncode, result.stdout, result.stderr.strip()) == (1, "", message)
+    assert tree() == before  # {} when it was not there
+    assert "dl.fbaipublicfiles.com" in (tmp_path / "network.log").read_text()
 
 
 def test_a_build_failing_midway_leaves_nothing(tmp_path):

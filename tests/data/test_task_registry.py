@@ -15,7 +15,7 @@ import seqio
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from prompt_tuning.data import glue_text, postprocessors, tasks  # importing tasks registers all
+from prompt_tuning.data import glue_text, postprocessors, tasks, truncation  # tasks registers all
 
 SG = ("boolq", "cb", "copa", "multirc", "record", "rte", "wic", "axb", "axg")
 SUPER_GLUE = tuple(f"super_glue_{c}_v102" for c in SG) + (
@@ -107,7 +107,7 @@ def test_task_definitions():
         assert before == ([glue_text.rekey_axb] if name == "super_glue_axb_v102" else [])
         assert callable(text) and tokenize is seqio.preprocessors.tokenize
         assert isinstance(cache, seqio.CacheDatasetPlaceholder)
-        assert eos is seqio.preprocessors.append_eos_after_trim
+        assert eos is truncation.append_eos_after_trim  # seqio's, counting what it cuts
         for feature in task.output_features.values():
             assert feature.add_eos and feature.vocabulary.vocab_size == 32100
     assert tasks.get_label_classes("super_glue_cb_v102") == (

@@ -244,6 +244,25 @@ def test_an_output_below_a_regular_file(run, tmp_path, module):
             str(tmp_path / "notes.txt"), run.model_dir)
 
 
+@pytest.mark.parametrize("below", [False, True])
+def test_model_dir_that_is_a_dangling_symbolic_link(tmp_path, below):
+    link = tmp_path / "runs"
+    os.symlink(tmp_path / "gone", link)  # e.g. a mount point that is not mounted
+    model_dir = link / "run" if below else link
+    where = f": {link}" if below else ""
+    refused(TRAIN, tiny_run.train_flags(str(model_dir)), 1,
+            f"MODEL_DIR {model_dir}{where} is a dangling symbolic link to {tmp_path / 'gone'}; "
+            "create that or remove the link.")
+    assert os.listdir(tmp_path) == ["runs"] and os.readlink(link) == str(tmp_path / "gone")
+
+
+def test_demo_model_dir_that_is_a_dangling_symbolic_link(tmp_path):
+    link = tmp_path / "demo"
+    os.symlink("gone", link)  # relative to the link's directory
+    refused(DEMO, [f"--model_dir={link}"], 1, f"--model_dir {link} is a dangling symbolic link "
+            f"to {tmp_path / 'gone'}; create that or remove the link.")
+
+
 def test_model_dir_in_a_directory_without_write_permission(tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir()

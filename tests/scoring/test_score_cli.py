@@ -212,6 +212,11 @@ def _bad_inputs(directory, lines) -> list[str]:
     return [f"--inputs={_write_jsonl(directory / 'bad.jsonl', lines)}"]
 
 
+def _bad_bytes(path, lines: list[bytes]) -> list[str]:
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return [f"--inputs={path}"]
+
+
 GOOD = [{"inputs": [5, 1], "targets": [6, 1]}]
 # name -> (flags to add, given a scratch directory; words the error must contain)
 MISTAKES = {
@@ -231,6 +236,12 @@ MISTAKES = {
     "id_out_of_range": (lambda d: _bad_inputs(d, GOOD * 2 + [{"inputs": [5, 1],
                                                               "targets": [500, 1]}]),
                         "line 3: targets token id 500 is out of range for the model's 128"),
+    "invalid_utf8_line": (lambda d: _bad_bytes(d / "bad.jsonl", [b'{"inputs": [5, 1], '
+                                                                   b'"targets": [6, 1]}',
+                                                                   b'{"inputs": "caf\xe9", '
+                                                                   b'"targets": "x"}']),
+                          "bad.jsonl:2: not valid UTF-8 (byte 0xe9 at column 16); save the file "
+                          "as UTF-8."),
     "prompt_of_wrong_width": (lambda d: [f"--prompt={_npy(d / 'p.npy', np.ones((4, 16)))}"],
                               "does not fit the model: expected [P, 32]"),
     "peft_adapter_of_wrong_width": (
@@ -291,6 +302,26 @@ def test_mistake_is_one_line_and_writes_nothing(tiny_checkpoints, tmp_path, name
     _assert_one_line_error(present, words, code)
     assert output.read_text() == "earlier results\n"
     assert os.listdir(out_dir) == ["scores.jsonl"]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("how", ["same_path", "relative", "symlink", "hard_link"])
+def test_output_that_is_the_inputs_file_is_refused_before_reading(tiny_checkpoints, tmp_path,
+                                                                    how, monkeypatch):
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_bytes(b"\xff not even UTF-8: the file must not be read\n")
+    output = {"same_path": inputs, "relative": "in.jsonl", "symlink": tmp_path / "link.jsonl",
+              "hard_link": tmp_path / "hard.jsonl"}[how]
+    if how == "symlink":
+        os.symlink(inputs, output)
+    if how == "hard_link":
+        os.link(inputs, output)
+    monkeypatch.chdir(tmp_path)
+    checkpoint = tiny_checkpoints["paths"]["huggingface"]
+    result = runner.run_in_process(MODULE, f"--checkpoint={checkpoint}", f"--inputs={inputs}",
+                                   f"--output={output}")
+    _assert_one_line_error(result, f"is the --inputs file {inputs}: the scores would replace the "
+                           "examples; give another --output.", code=2)
+    assert inputs.read_bytes() == b"\xff not even UTF-8: the file must not be read\n"
 
 
 def test_output_in_a_missing_directory_is_created(tiny_checkpoints, tmp_path):

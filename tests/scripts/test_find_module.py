@@ -35,3 +35,18 @@ def test_no_argument_is_a_usage_error():
     result = _find()
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: usage:")
+
+
+def test_help_prints_usage_and_exits_0():
+    for flag in ("--help", "-h"):
+        result = _find(flag)
+        assert (result.returncode, result.stderr) == (0, "")
+        assert result.stdout.startswith("usage: python -m prompt_tuning.scripts.find_module "
+                                        "MODULE\n")
+
+
+def test_another_flag_is_a_usage_error_not_a_module():
+    result = _find("--verbose")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.strip() == ("error: unknown flag --verbose (usage: python -m "
+                                     "prompt_tuning.scripts.find_module MODULE; --help says more)")

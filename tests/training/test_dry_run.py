@@ -11,6 +11,7 @@ import pytest
 from prompt_tuning.model import param_count
 from prompt_tuning.runtime import ModelConfig, load_frozen_model
 from tests.launch import tiny_run
+from tests.launch import runner
 from tests.launch.runner import REPO
 
 UNITS = {"KiB": 2 ** 10, "MiB": 2 ** 20, "GiB": 2 ** 30}
@@ -125,3 +126,42 @@ def test_device_memory_without_dry_run(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: --device_memory_gib is for --dry_run only."
     assert not (tmp_path / "run").exists()
+
+
+def _elsewhere(prefix: str) -> list[str]:
+    """Every path a launch names, under `prefix`: the reference's XXL script names gs:// ones."""
+    return [f"--gin.INITIAL_CHECKPOINT_PATH='{prefix}/t5_1_1_lm100k_base/checkpoint_1100000'",
+            "--gin.MIXTURE_OR_TASK_NAME='taskless_glue_sst2_v200_examples'",
+            "--gin.MIXTURE_OR_TASK_MODULE='prompt_tuning.data.glue'",
+            f"--tfds_data_dir={prefix}/tfds", f"--gin.PROMPT_FILE='{prefix}/prompts/sst2.npy'"]
+
+
+@pytest.mark.parametrize("where", ["gs", "missing", "below_a_file"])
+def test_dry_runs_look_at_no_path(tmp_path, where):
+    """Weights, data, MODEL_DIR and the prompt file may all be out of reach (gs:// on a laptop
+    without network, or not there yet): a dry run needs their shapes only, so it runs; eval
+    takes the prompt as PROMPT_LENGTH rows. Nothing is created."""
+    (tmp_path / "a_file").write_text("")
+    prefix = {"gs": "gs://bucket/xxl", "missing": str(tmp_path / "missing"),
+              "below_a_file": str(tmp_path / "a_file" / "below")}[where]
+    before = runner.snapshot(str(tmp_path))
+    train = runner.run_in_process("prompt_tuning.train", *tiny_run.train_flags(
+        f"{prefix}/model", "--dry_run", *_elsewhere(prefix),
+        prompt_file="prompts/from_file.gin"))
+    assert train.returncode == 0, train.stderr
+    assert train.stdout.strip().splitlines()[-1].startswith("dry run: fits: peak "), train.stdout
+    prompt_sources = (f"--gin.PROMPT_FILE='{prefix}/prompts/sst2.npy'",
+                      f"--gin.MODEL_DIR='{prefix}/model'")
+    for source in prompt_sources:
+        flags = [f for f in tiny_run.eval_flags(f"{prefix}/eval", "--dry_run",
+                                                "--gin.PROMPT_LENGTH=7", *_elsewhere(prefix),
+                                                source)
+                 if not f.startswith("--gin.PROMPT_FILE") or f == source]
+        evaluation = runner.run_in_process("prompt_tuning.eval", *flags)
+        assert evaluation.returncode == 0, evaluation.stderr
+        assert evaluation.stdout.strip().splitlines()[-1].startswith("dry run: fits: peak ")
+        given = source.split("'")[1]
+        assert (f"note: dry run: {given} not read (not a local path that exists); the prompt is "
+                "taken as PROMPT_LENGTH=7 rows of the model's width.") in evaluation.stderr
+    assert runner.snapshot(str(tmp_path)) == before
+    assert not os.path.exists(os.path.join(REPO, "gs:"))
