@@ -41,7 +41,7 @@ def test_invalid_utf8_names_the_file_and_line(root):
     path = fs.join(root, "in.jsonl")
     fs.makedirs(root)
     fs.write_bytes(path, b'{"a": 1}\n{"b": "\xff"}\n')
-    with pytest.raises(errors.UserError, match=r"in\.jsonl:2: not valid UTF-8 \(byte 0xff at column 7\)"):
+    with pytest.raises(errors.UserError, match=r"in\.jsonl:2: not valid UTF-8 \(byte 0xff at column 8\)"):
         fs.read_text(path)
 
 

@@ -69,7 +69,11 @@ def test_whole_workflow_on_gcs(gcs, tmp_path):
     resumed = _run(gcs, cwd, "prompt_tuning.train", *flags)
     assert resumed.returncode == 0, resumed.stderr
     assert f"resumed {model_dir} at step" in resumed.stderr
-    assert "run.lock" not in " ".join(gcs.objects(model_dir))  # released
+    names = gcs.objects(model_dir)
+    assert "run.lock" not in " ".join(names)  # released
+    steps = sorted({int(n.split("/")[3]) for n in names if n.split("/")[2] == "checkpoints"})
+    period, keep = tiny_run.CHECKPOINT_PERIOD, tiny_run.KEEP
+    assert steps == list(range(tiny_run.TRAIN_STEPS, 0, -period))[:keep][::-1]  # keep-N
 
     # The same run, uninterrupted, on the local disk: the same best prompt, bit for bit.
     local_dir = str(tmp_path / "local_run")
@@ -178,3 +182,24 @@ def test_object_lock_one_writer(gcs):
             with pytest.raises(errors.RunDirError, match="another-host"):
                 newcomer.acquire()
     assert [n for n in gcs.objects(model_dir) if "takeover" in n] == []
+
+
+def test_server_registers_prompts_from_gcs(gcs, tmp_path):
+    """The serving engine reads a prompt registered by gs:// URL as it reads a local one."""
+    from prompt_tuning.prompts import files  # pylint: disable=import-outside-toplevel
+    from prompt_tuning.serving import MultiPromptModel  # pylint: disable=import-outside-toplevel
+    from prompt_tuning.serving.programs import Limits  # pylint: disable=import-outside-toplevel
+
+    prompt = np.random.default_rng(0).normal(size=(5, tiny_run.EMBED_DIM)).astype(np.float32)
+    remote, local = f"{gcs.bucket()}/prompts/p.npy", str(tmp_path / "p.npy")
+    for path in (remote, local):
+        files.write_npy(prompt, path, dict.fromkeys(files.REQUIRED_METADATA))
+    engine = MultiPromptModel.load("builtin:tiny_t5", limits=Limits(
+        max_batch=2, max_input_length=16, max_target_length=8, max_decode_length=8))
+    assert engine.register("remote", remote) == engine.register("local", local) == (5, 64)
+    request = ("sentence: the soup was cold", "food")
+    remote_score, local_score = engine.score([("remote", *request), ("local", *request)])
+    assert remote_score == local_score
+    with pytest.raises(errors.UserError, match="No prompt file or directory"):
+        engine.register("missing", f"{remote}.gone")
+    assert sorted(engine.prompts) == ["local", "remote"]
