@@ -53,7 +53,7 @@ def _train_killed_after_first_checkpoint(gcs, cwd, flags: list[str], model_dir: 
         proc.wait()
 
 
-def test_whole_workflow_on_gcs(gcs, tmp_path):
+def test_whole_workflow_on_gcs(gcs, tmp_path, tmp_path_factory):
     bucket = gcs.bucket()
     cwd = tmp_path / "cwd"
     cwd.mkdir()
@@ -64,7 +64,9 @@ def test_whole_workflow_on_gcs(gcs, tmp_path):
     assert converted.returncode == 0, converted.stderr
     assert f"{checkpoint.split('/', 3)[-1]}/model_config.json" in gcs.objects(checkpoint)
 
-    flags = _gcs_flags(tiny_run.train_flags(model_dir), checkpoint)
+    # The shared test run's command line, with the model and MODEL_DIR in the bucket.
+    shared = tiny_run.shared_run(tmp_path_factory)
+    flags = _gcs_flags(tiny_run.shared_run_flags(model_dir, shared.user_gin_dir), checkpoint)
     _train_killed_after_first_checkpoint(gcs, cwd, flags, model_dir)
     resumed = _run(gcs, cwd, "prompt_tuning.train", *flags)
     assert resumed.returncode == 0, resumed.stderr
@@ -76,9 +78,7 @@ def test_whole_workflow_on_gcs(gcs, tmp_path):
     assert steps == list(range(tiny_run.TRAIN_STEPS, 0, -period))[:keep][::-1]  # keep-N
 
     # The same run, uninterrupted, on the local disk: the same best prompt, bit for bit.
-    local_dir = str(tmp_path / "local_run")
-    local = runner.run_subprocess("prompt_tuning.train", *tiny_run.train_flags(local_dir))
-    assert local.returncode == 0, local.stderr
+    local_dir = shared.model_dir
     for run_dir, out in ((model_dir, f"{bucket}/exports/best.npy"),
                          (local_dir, str(tmp_path / "local_best.npy"))):
         exported = _run(gcs, cwd, "prompt_tuning.export_prompt", f"--model_dir={run_dir}",

@@ -88,6 +88,15 @@ class SharedRun:
 _SHARED: dict[str, SharedRun] = {}
 
 
+def shared_run_flags(model_dir: str, user_gin_dir: str) -> list[str]:
+    """The shared run's command line (its user gin file lies in `user_gin_dir`)."""
+    return [*MODEL_FLAGS, "--gin_file=prompts/from_sampled_vocab.gin",
+            "--gin_file=runs/prompt_finetune.gin", f"--gin_file={USER_GIN_NAME}",
+            f"--gin_search_paths={user_gin_dir}", f"--gin_bindings=BATCH_SIZE = {BATCH_SIZE}",
+            f"--gin_bindings=CHECKPOINTS_TO_KEEP = {KEEP}", f"--gin.TRAIN_STEPS={TRAIN_STEPS}",
+            f"--gin.PROMPT_LENGTH={PROMPT_LENGTH}", f"--gin.MODEL_DIR='{model_dir}'"]
+
+
 def shared_run(tmp_path_factory) -> SharedRun:
     """Trains once per test session with the real command line; later calls reuse the run."""
     if "run" not in _SHARED:
@@ -96,14 +105,8 @@ def shared_run(tmp_path_factory) -> SharedRun:
         user_dir.mkdir()
         (user_dir / USER_GIN_NAME).write_text(USER_GIN)
         model_dir = str(root / "run")
-        result = runner.run_subprocess(
-            "prompt_tuning.train", *MODEL_FLAGS,
-            "--gin_file=prompts/from_sampled_vocab.gin", "--gin_file=runs/prompt_finetune.gin",
-            f"--gin_file={USER_GIN_NAME}", f"--gin_search_paths={user_dir}",
-            f"--gin_bindings=BATCH_SIZE = {BATCH_SIZE}",
-            f"--gin_bindings=CHECKPOINTS_TO_KEEP = {KEEP}",
-            f"--gin.TRAIN_STEPS={TRAIN_STEPS}", f"--gin.PROMPT_LENGTH={PROMPT_LENGTH}",
-            f"--gin.MODEL_DIR='{model_dir}'")
+        result = runner.run_subprocess("prompt_tuning.train",
+                                       *shared_run_flags(model_dir, str(user_dir)))
         assert result.returncode == 0, result.stderr[-3000:]
         _SHARED["run"] = SharedRun(model_dir, result, str(user_dir))
     return _SHARED["run"]
