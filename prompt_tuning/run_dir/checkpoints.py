@@ -33,6 +33,7 @@ A run may be SIGKILLed at any moment and restarted (tests/launch/test_resume.py)
 
 from __future__ import annotations
 
+import time
 from typing import Any, Mapping, Optional, Union
 
 import jax
@@ -52,6 +53,7 @@ COPY = ("best", "best_info")  # optional: steps written before copies were kept 
 ATTEMPTS = 5
 
 __all__ = ["RunCheckpoints", "TRASH_DIR"]
+LISTING_ATTEMPTS, LISTING_PAUSE_S = 10, 0.1
 
 
 class RunCheckpoints:
@@ -96,12 +98,20 @@ class RunCheckpoints:
             raise RuntimeError("RunCheckpoints opened for reading; use writer=True to save.")
 
     def _step_number(self, step: Union[int, str]) -> int:
-        steps = self.all_steps()
-        number = self.latest_step() if step == "latest" else int(step)
-        if number is None or number not in steps:
-            raise errors.UserError(f"{self.model_dir} has no checkpoint for step {step!r}; "
-                                   f"available: {steps or 'none'} and 'best'.")
-        return number
+        # A reader of a live run may list the steps at the instant the writer's keep-N moves
+        # the only one away (it renames the old step after committing the new one, and orbax's
+        # listing may see neither): "none" or "latest" is looked at again, briefly.
+        for attempt in range(LISTING_ATTEMPTS):
+            steps = self.all_steps()
+            number = self.latest_step() if step == "latest" else int(step)
+            if number is not None and number in steps:
+                return number
+            if self.writer or (steps and step != "latest") or attempt == LISTING_ATTEMPTS - 1:
+                break
+            time.sleep(LISTING_PAUSE_S)
+            step_io.reload(self._latest)
+        raise errors.UserError(f"{self.model_dir} has no checkpoint for step {step!r}; "
+                               f"available: {steps or 'none'} and 'best'.")
 
     # --- Writing ----------------------------------------------------------------------------
     def _last_good(self) -> str:
