@@ -44,7 +44,7 @@ def _temporary_file(path: str, data: Data, tmp: Optional[str] = None) -> str:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PUBLIC_FILE_MODE)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data.encode() if isinstance(data, str) else data)
+            handle.write(_as_bytes(data))
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, PUBLIC_FILE_MODE)

@@ -88,14 +88,16 @@ def check_supported(path: str, what: str = "path") -> str:
     return path
 
 
+def client(path: str):
+    """fsspec's filesystem object for the URL `path` (gcsfs for gs://), for what epath does not
+    offer: server-side copies, one-request listings, uploads with a precondition."""
+    import fsspec  # pylint: disable=import-outside-toplevel
+    return fsspec.filesystem(scheme(path))
+
+
 def _epath(path: str):
     from etils import epath  # pylint: disable=import-outside-toplevel
     return epath.Path(path)
-
-
-def as_str(path) -> str:
-    """A path string from a str or an `epath.Path` (whose `str` may spell a URL its own way)."""
-    return os.fspath(path)
 
 
 def join(base: str, *parts: str) -> str:
@@ -156,17 +158,23 @@ def read_bytes(path: str) -> bytes:
         return f.read()
 
 
-def read_text(path: str) -> str:
-    """The file's text; invalid UTF-8 is a UserError naming the file and the line."""
-    data = read_bytes(path)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line_start = data.rfind(b"\n", 0, e.start) + 1
-        line = data[:e.start].count(b"\n") + 1
-        raise errors.UserError(f"{path}:{line}: not valid UTF-8 (byte 0x{data[e.start]:02x} at "
-                               f"column {e.start - line_start + 1}); save the file as UTF-8."
-                               ) from None
+def utf8_lines(path: str, error: type[errors.UserError] = errors.UserError
+               ) -> Iterator[tuple[int, str]]:
+    """(line number from 1, line with its newline) of the text file at `path` (user files: JSONL
+    inputs, gin files, our JSON). A byte that is not UTF-8 raises `error` naming `path:line` and
+    its column, instead of Python's bare codec message."""
+    with open_file(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                yield number, raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise error(f"{path}:{number}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at "
+                            f"column {e.start + 1}); save the file as UTF-8.") from None
+
+
+def read_text(path: str, error: type[errors.UserError] = errors.UserError) -> str:
+    """The whole file as UTF-8 text (see `utf8_lines`)."""
+    return "".join(line for _, line in utf8_lines(path, error))
 
 
 def write_bytes(path: str, data: bytes) -> None:
@@ -205,10 +213,9 @@ def rename(src: str, dst: str) -> None:
     if is_remote(src) != is_remote(dst):
         raise ValueError(f"cannot move {src} to {dst}: one is local, the other is not.")
     if is_remote(src):
-        import fsspec  # pylint: disable=import-outside-toplevel
         # Server-side copies, then the deletion (not gcsfs's `mv`, which tries a move API
         # first that not every endpoint has, and logs a traceback when it falls back).
-        gcs = fsspec.filesystem(scheme(src))
+        gcs = client(src)
         recursive = gcs.isdir(src)
         gcs.copy(src, dst, recursive=recursive)
         gcs.rm(src, recursive=recursive)
@@ -233,9 +240,8 @@ def size(path: str) -> int:
 def walk_files(path: str) -> Iterator[str]:
     """Every file below the directory `path` (full paths)."""
     if is_remote(path):
-        import fsspec  # pylint: disable=import-outside-toplevel
         # One listing request for the whole prefix (epath refuses `**` on GCS).
-        for name in fsspec.filesystem(scheme(path)).find(path):
+        for name in client(path).find(path):
             yield f"{scheme(path)}://{name}"
         return
     for root, _, files in os.walk(path):

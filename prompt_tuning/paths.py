@@ -11,12 +11,10 @@ becomes a local directory named after the URL (`filesystem` reads and writes bot
 from __future__ import annotations
 
 import os
-import re
 from typing import Optional
 
 from prompt_tuning import errors, filesystem
 
-_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 BUILTIN_PREFIX = "builtin:"
 # What ships inside the package: the T5 vocabulary, the tiny T5, the built-in task's data.
 ASSETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
@@ -24,7 +22,7 @@ ASSETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 
 def is_local(path: str) -> bool:
     """False for URLs (gs://, s3://) and built-in names, which no local rule applies to."""
-    return not (_URL.match(path) or path.startswith(BUILTIN_PREFIX))
+    return not (filesystem.is_remote(path) or path.startswith(BUILTIN_PREFIX))
 
 
 def resolve(path: Optional[str]) -> Optional[str]:

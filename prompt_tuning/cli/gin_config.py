@@ -28,7 +28,7 @@ from typing import Any, Iterable, Sequence
 import gin
 from absl import flags
 
-from prompt_tuning import atomic_write, errors, shapes_only, text_lines
+from prompt_tuning import atomic_write, errors, filesystem, shapes_only
 from prompt_tuning.cli import t5x_compat
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -68,7 +68,7 @@ def apply_data_flags(values: flags.FlagValues) -> None:
     if shapes_only.active():
         return
     if values.tfds_data_dir:
-        from prompt_tuning import filesystem, paths  # pylint: disable=import-outside-toplevel
+        from prompt_tuning import paths  # pylint: disable=import-outside-toplevel
         directory = paths.resolve(values.tfds_data_dir)
         if not filesystem.isdir(directory):
             raise errors.UsageError(f"--tfds_data_dir {directory} is not a directory.")
@@ -147,7 +147,7 @@ def _prompt_files(gin_files: Sequence[str], search_paths: Sequence[str]) -> dict
             found.setdefault(path, name if via == name else f"{name}, included by {via}")
         # Every file given or included is read here first: a byte that is not UTF-8 is
         # named with its file and line (gin would say only which byte).
-        for included in _INCLUDE.findall(text_lines.read_utf8(path, errors.UsageError)):
+        for included in _INCLUDE.findall(filesystem.read_text(path, errors.UsageError)):
             visit(included, via)
 
     for name in gin_files:
@@ -316,6 +316,5 @@ def _one_line(error: BaseException) -> str:
 
 
 def save_operative_config(model_dir: str, name: str = "config.gin") -> str:
-    from prompt_tuning import filesystem  # pylint: disable=import-outside-toplevel
     return atomic_write.write_text_atomically(filesystem.join(model_dir, name),
                                               gin.operative_config_str())

@@ -34,15 +34,10 @@ HEARTBEAT_S = 30.0
 LEASE_S = 120.0
 
 
-def _gcs():
-    import fsspec  # pylint: disable=import-outside-toplevel
-    return fsspec.filesystem("gs")
-
-
 def _create(path: str, data: bytes) -> bool:
     """Uploads `data` to `path` only if no object is there; False if one is."""
     try:
-        _gcs().pipe(path, data, mode="create")
+        filesystem.client(path).pipe(path, data, mode="create")
         return True
     except FileExistsError:
         return False
@@ -71,7 +66,7 @@ class ObjectLock:
 
     def _read(self) -> tuple[Optional[dict], Optional[str]]:
         """(the lock's owner record, its generation), or (None, None) if there is no lock."""
-        fs = _gcs()
+        fs = filesystem.client(self.path)
         fs.invalidate_cache(self.path)
         try:
             info = fs.info(self.path)

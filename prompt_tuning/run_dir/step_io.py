@@ -15,6 +15,7 @@ committed together by orbax's rename. Here:
 from __future__ import annotations
 
 import errno
+import os
 import time
 from typing import Any, Callable, Mapping, Optional
 
@@ -87,7 +88,7 @@ def _listing(directory: str, call: Callable[[], Any], attempts: int = 5) -> Any:
 
 def manager_dir(manager: ocp.CheckpointManager) -> str:
     """The manager's directory as a path string (a `gs://` URL stays one)."""
-    return filesystem.as_str(manager.directory)
+    return os.fspath(manager.directory)
 
 
 def remove_leftovers(directory: str) -> None:

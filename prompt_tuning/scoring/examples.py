@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, NamedTuple, Optional, Sequence
 
-from prompt_tuning import errors, filesystem, text_lines
+from prompt_tuning import errors, filesystem
 
 
 class Example(NamedTuple):
@@ -29,7 +29,7 @@ def read_examples(path: str, vocabulary: Callable[[], Any]) -> list[Example]:
     if not filesystem.isfile(path):
         raise errors.UserError(f"--inputs file {path} does not exist.")
     examples = []
-    for number, line in text_lines.utf8_lines(path):
+    for number, line in filesystem.utf8_lines(path):
         if line.strip():
             examples.append(_parse_line(line, f"{path}:{number}", vocabulary, number))
     if not examples:
