@@ -24,7 +24,6 @@ import contextlib
 import os
 import re
 import shutil
-import sys
 from typing import IO, Iterator, Optional
 
 from prompt_tuning import errors
@@ -44,7 +43,7 @@ def configure(environ: Optional[dict] = None) -> None:
     * `GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false`: gcsfs would ask a gRPC control plane for each
       bucket's layout (zonal buckets), a round trip per bucket that an emulator never answers
       (60 s time-outs); standard buckets need none of it.
-    * gcsfs without its listings cache (`FSSPEC_GS_USE_LISTINGS_CACHE=false`): objects
+    * gcsfs without its listings cache (fsspec's configuration for the `gs` protocol): objects
       appear from other processes and from TensorStore (orbax's arrays), which a cached listing
       would not show (a reader of a live run must see the writer's new steps).
     * With `STORAGE_EMULATOR_HOST` set (an emulator's `http://host:port`): TensorStore's
@@ -54,12 +53,9 @@ def configure(environ: Optional[dict] = None) -> None:
     env = os.environ if environ is None else environ
     env.setdefault("EPATH_USE_TF", "false")
     env.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
-    # fsspec reads FSSPEC_<PROTOCOL>_<ARG> when it is imported; if it was imported before us,
-    # its configuration is set directly (importing it here would cost every command ~70 ms).
-    env.setdefault("FSSPEC_GS_USE_LISTINGS_CACHE", "false")
-    if environ is None and "fsspec.config" in sys.modules:
-        sys.modules["fsspec.config"].conf.setdefault("gs", {}).setdefault(
-            "use_listings_cache", False)
+    if environ is None:
+        from fsspec.config import conf  # pylint: disable=import-outside-toplevel
+        conf.setdefault("gs", {}).setdefault("use_listings_cache", False)
     emulator = env.get(EMULATOR_ENV)
     if emulator:
         if "://" not in emulator:  # Google's clients accept a bare host:port

@@ -70,7 +70,6 @@ def test_emulator_settings_derive_from_one_variable():
     fs.configure(env)
     assert env["TENSORSTORE_GCS_HTTP_URL"] == "http://localhost:4443"
     assert env["EPATH_USE_TF"] == "false"
-    assert env["FSSPEC_GS_USE_LISTINGS_CACHE"] == "false"
     user = {"EPATH_USE_TF": "true"}
     fs.configure(user)
     assert user["EPATH_USE_TF"] == "true" and "TENSORSTORE_GCS_HTTP_URL" not in user
